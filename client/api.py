@@ -1,0 +1,175 @@
+"""The Python API agency systems use to match against a partner node.
+
+    with MatchClient("partner.example:50051", ClientTls(ca, cert, key)) as client:
+        result = client.match(records, purpose="...", case_reference="...")
+
+Raises PsiError subclasses only: RemoteError for a refused call (with the
+gRPC status name), ParameterMismatchError when the partner's suite or
+profile differ, StaleStateError when its key rotated mid-exchange.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+import grpc
+
+from psi.client_query import CardinalityQuery, IntersectionQuery, MatchResult
+from psi.errors import InputError, MalformedMessageError, RemoteError, StaleStateError
+from psi.messages import EvaluatedBatch, Finish, Mode, Parameters, Progress, SessionAccepted
+from psi.profiles import EXACT_PROFILE, Profile
+from psi.records import Record
+from psi.tagset import TagIndex
+from psiwire import codec
+from psiwire import matching_pb2 as pb
+from psiwire import matching_pb2_grpc as pb_grpc
+
+ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
+_RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
+_MAX_RESUMES = 3
+
+
+@dataclass(frozen=True)
+class ClientTls:
+    """This agency's certificate and key, and the CA that signs partner certificates."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+    def credentials(self) -> grpc.ChannelCredentials:
+        try:
+            return grpc.ssl_channel_credentials(
+                root_certificates=self.ca.read_bytes(),
+                private_key=self.key.read_bytes(),
+                certificate_chain=self.cert.read_bytes(),
+            )
+        except OSError as exc:
+            raise InputError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+
+
+def _remote(exc: grpc.RpcError) -> RemoteError:
+    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
+    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
+    return RemoteError(code.name, details or "no details")
+
+
+class MatchClient:
+    """One mutual-TLS channel to one partner node."""
+
+    def __init__(self, target: str, tls: ClientTls, *, server_name: str | None = None,
+                 timeout: float = 3600.0) -> None:
+        options: list[tuple[str, int | str]] = [("grpc.max_receive_message_length", 64 << 20)]
+        if server_name:
+            options.append(("grpc.ssl_target_name_override", server_name))
+        self._channel = grpc.secure_channel(target, tls.credentials(), options=options)
+        self._stub = pb_grpc.MatchingStub(self._channel)
+        self._timeout = timeout
+
+    def __enter__(self) -> MatchClient:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def parameters(self, list_id: str = "") -> Parameters:
+        try:
+            reply = self._stub.GetParameters(pb.GetParametersRequest(list_id=list_id), timeout=60)
+        except grpc.RpcError as exc:
+            raise _remote(exc) from None
+        return codec.parameters_from_pb(reply)
+
+    def fetch_tags(self, params: Parameters, mode: Mode,
+                   progress: ProgressCallback | None = None) -> TagIndex:
+        """The partner's tag set for this epoch; resumes from the last offset if the stream drops."""
+        tags = bytearray()
+        labels: list[bytes] = []
+        received = 0
+        version = 0
+        total = params.tag_count
+        for attempt in itertools.count():
+            request = pb.StreamTagsRequest(list_id=params.list_id, mode=codec.mode_to_pb(mode),
+                                           key_epoch=params.key_epoch, list_version=version,
+                                           offset=received)
+            try:
+                for message in self._stub.StreamTags(request, timeout=self._timeout):
+                    chunk = codec.tag_chunk_from_pb(message)
+                    if chunk.key_epoch != params.key_epoch:
+                        raise StaleStateError("the partner's key epoch changed; match again")
+                    if chunk.offset != received:
+                        raise MalformedMessageError(f"tag chunk at offset {chunk.offset}, expected {received}")
+                    version, total = chunk.list_version, chunk.total
+                    tags += chunk.tags
+                    labels.extend(chunk.labels)
+                    received += len(chunk.tags) // params.tag_length
+                    if progress:
+                        progress("tags", received, total)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() not in _RESUMABLE or attempt >= _MAX_RESUMES:  # type: ignore[attr-defined]
+                    raise _remote(exc) from None
+        if received != total:
+            raise MalformedMessageError(f"received {received} of {total} tags")
+        return TagIndex(bytes(tags), params.tag_length, labels if mode is Mode.INTERSECTION else ())
+
+    def match(self, records: Sequence[Record], *, purpose: str, case_reference: str,
+              operator: str = "", mode: Mode = Mode.INTERSECTION, profile: Profile = EXACT_PROFILE,
+              list_id: str = "", progress: ProgressCallback | None = None) -> MatchResult:
+        """Run one private match of `records` against the partner's list."""
+        params = self.parameters(list_id)
+        query_type = IntersectionQuery if mode is Mode.INTERSECTION else CardinalityQuery
+        query = query_type(params, profile, records, purpose=purpose,
+                           case_reference=case_reference, operator=operator)
+        if query.total_elements == 0:
+            return MatchResult(mode, len(records), 0, 0)
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            tags_future = pool.submit(self.fetch_tags, params, mode, progress)
+            self._evaluate(query, progress)
+            index = tags_future.result()
+        return query.result(index)
+
+    def _evaluate(self, query: IntersectionQuery | CardinalityQuery,
+                  progress: ProgressCallback | None) -> None:
+        total = query.total_elements
+        sent = threading.Event()
+
+        def requests() -> Iterator[pb.EvaluateRequest]:
+            yield codec.client_message_to_pb(query.start_message())
+            for batch in query.batches():
+                yield codec.client_message_to_pb(batch)
+            yield codec.client_message_to_pb(Finish())
+            sent.set()
+
+        done = 0
+        accepted = False
+        try:
+            for reply in self._stub.Evaluate(requests(), timeout=self._timeout):
+                msg = codec.server_message_from_pb(reply)
+                if isinstance(msg, SessionAccepted):
+                    if msg.key_epoch != query.params.key_epoch:
+                        raise StaleStateError("the partner's key epoch changed; match again")
+                    accepted = True
+                elif isinstance(msg, EvaluatedBatch):
+                    query.receive(msg)
+                    done += len(msg.elements) // 32
+                    if progress and query.mode is Mode.INTERSECTION:
+                        progress("evaluate", done, total)
+                elif isinstance(msg, Progress):
+                    if progress:
+                        progress("evaluate", msg.received, total)
+                else:
+                    break
+        except grpc.RpcError as exc:
+            raise _remote(exc) from None
+        if not accepted or not sent.is_set():
+            raise MalformedMessageError("the partner ended the session early")

@@ -1,0 +1,186 @@
+"""The `psi` command line: node administration and matching.
+
+    psi pki init --out pki agency-a agency-b
+    psi watchlist import FILE --config node.toml
+    psi serve --config node.toml
+    psi match --server HOST:PORT --input FILE --out hits.csv --config node.toml \\
+              --purpose "..." --case REF
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from client.api import ClientTls, MatchClient, ProgressCallback
+from client.record_files import read_records
+from psi.client_query import MatchResult
+from psi.errors import PsiError
+from psi.messages import Mode
+
+console = Console(stderr=True)
+
+HIT_COLUMNS = ("local_id", "partner_reference", "category", "matched_rules", "strength")
+
+
+@contextmanager
+def progress_bar(enabled: bool = True) -> Iterator[ProgressCallback]:
+    """A callback `(stage, done, total)` drawing one bar per stage on stderr."""
+    bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
+                   TimeElapsedColumn(), console=console, disable=not enabled, transient=False)
+    tasks: dict[str, int] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        if stage not in tasks:
+            tasks[stage] = bar.add_task(stage, total=total)
+        bar.update(tasks[stage], completed=done, total=total)
+
+    with bar:
+        yield update
+
+
+def _store_progress(label: str, update: ProgressCallback) -> Callable[[int, int], None]:
+    return lambda done, total: update(label, done, total)
+
+
+def cmd_pki_init(args: argparse.Namespace) -> int:
+    from server.pki import init_pki
+
+    issued = init_pki(args.out, args.nodes)
+    for node_id, creds in issued.items():
+        print(f"{node_id}: {creds.cert} {creds.key}")
+    print(f"CA: {args.out / 'ca.pem'}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from server.app import serve
+    from server.config import load_config
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = load_config(args.config)
+    with progress_bar(not args.quiet) as update:
+        serve(config, _store_progress("tags", update))
+    return 0
+
+
+def cmd_watchlist_import(args: argparse.Namespace) -> int:
+    from server.config import load_config
+    from server.watchlist import import_records
+
+    config = load_config(args.config)
+    records = read_records(args.file, args.format, require_reference=True)
+    with progress_bar(not args.quiet) as update:
+        report = import_records(config, records, _store_progress("import", update))
+    print(f"imported {report.records} records ({report.match_keys} match keys); "
+          f"list '{config.list_id}' now holds {report.list_size} records, version {report.list_version}")
+    return 0
+
+
+def write_hits(path: Path, result: MatchResult) -> None:
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(HIT_COLUMNS)
+        for hit in result.hits:
+            writer.writerow((hit.record_id, hit.reference, hit.category, "+".join(hit.rules),
+                             hit.strength.value))
+
+
+def summary_line(result: MatchResult) -> str:
+    if result.mode is Mode.CARDINALITY:
+        return (f"compared {result.records} records ({result.keys} keys): "
+                f"{result.hit_records} records are on the partner's list")
+    return (f"compared {result.records} records ({result.keys} keys): {result.hit_records} records hit "
+            f"({len(result.hits)} hit rows)")
+
+
+def cmd_match(args: argparse.Namespace) -> int:
+    if args.config:
+        from server.config import load_config
+
+        config = load_config(args.config)
+        tls, profile = ClientTls(config.tls.ca, config.tls.cert, config.tls.key), config.profile
+    elif args.ca and args.cert and args.key:
+        from psi.profiles import PROFILES
+
+        tls, profile = ClientTls(args.ca, args.cert, args.key), PROFILES[args.profile]
+    else:
+        raise PsiError("give --config NODE.toml, or all of --ca, --cert and --key")
+    records = read_records(args.input, args.format)
+    mode = Mode(args.mode)
+    with MatchClient(args.server, tls, server_name=args.server_name) as client, \
+            progress_bar(not args.quiet) as update:
+        result = client.match(records, purpose=args.purpose, case_reference=args.case,
+                              operator=args.operator, mode=mode, profile=profile,
+                              list_id=args.list, progress=update)
+    if mode is Mode.INTERSECTION:
+        write_hits(args.out, result)
+    print(summary_line(result))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="psi", description="Private matching of wanted-person lists.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    pki = sub.add_parser("pki", help="development certificates").add_subparsers(dest="pki", required=True)
+    init = pki.add_parser("init", help="create a development CA and node certificates")
+    init.add_argument("nodes", nargs="+", help="node ids, e.g. agency-a agency-b")
+    init.add_argument("--out", type=Path, default=Path("pki"))
+    init.set_defaults(func=cmd_pki_init)
+
+    serve = sub.add_parser("serve", help="run a node")
+    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--quiet", action="store_true", help="no progress bar")
+    serve.set_defaults(func=cmd_serve)
+
+    wl = sub.add_parser("watchlist", help="the node's list").add_subparsers(dest="watchlist", required=True)
+    imp = wl.add_parser("import", help="add or update records from CSV or JSON Lines")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--config", type=Path, required=True)
+    imp.add_argument("--format", choices=("csv", "jsonl"))
+    imp.add_argument("--quiet", action="store_true")
+    imp.set_defaults(func=cmd_watchlist_import)
+
+    match = sub.add_parser("match", help="privately match a file against a partner node")
+    match.add_argument("--server", required=True, help="HOST:PORT of the partner node")
+    match.add_argument("--input", type=Path, required=True)
+    match.add_argument("--out", type=Path, default=Path("hits.csv"))
+    match.add_argument("--purpose", required=True, help="legal basis of the request")
+    match.add_argument("--case", required=True, help="case reference")
+    match.add_argument("--operator", default="", help="the officer starting the request")
+    match.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.INTERSECTION.value)
+    match.add_argument("--config", type=Path, help="this node's config (TLS files and profile)")
+    match.add_argument("--ca", type=Path)
+    match.add_argument("--cert", type=Path)
+    match.add_argument("--key", type=Path)
+    match.add_argument("--profile", default="exact/1")
+    match.add_argument("--server-name", help="name expected in the partner's certificate")
+    match.add_argument("--list", default="", help="the partner's list id (default: its default list)")
+    match.add_argument("--format", choices=("csv", "jsonl"))
+    match.add_argument("--quiet", action="store_true")
+    match.set_defaults(func=cmd_match)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except PsiError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,132 @@
+"""`make demo`: two agencies on loopback, mutual TLS, private matching both ways.
+
+Creates a development PKI, two nodes with synthetic lists of 1,200 and
+1,000 records sharing 150 persons, runs A->B and B->A with the `psi`
+command, checks the hits against the known overlap and stops the nodes.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from client.api import ClientTls, MatchClient
+from client.cli import HIT_COLUMNS
+from psi.errors import RemoteError
+from psi.record_parsing import format_csv, format_jsonl
+from psi.synthetic import make_lists
+from server.config import render_config
+
+WORK = Path(__file__).resolve().parent / "work"
+PSI = [sys.executable, "-m", "client.cli"]
+console = Console()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(*args: str) -> str:
+    done = subprocess.run([*PSI, *args], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def wait_ready(port: int, tls: ClientTls, proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"node on port {port} exited with code {proc.returncode}")
+        try:
+            with MatchClient(f"127.0.0.1:{port}", tls) as client:
+                client.parameters()
+                return
+        except RemoteError:
+            time.sleep(0.2)
+    raise SystemExit(f"node on port {port} did not become ready in {seconds} s")
+
+
+def show_hits(path: Path, title: str, limit: int = 5) -> set[tuple[str, str]]:
+    """Print the first hits as a table; return all (local id, partner reference) pairs."""
+    with path.open(encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    table = Table(title=f"{title}: first {min(limit, len(rows))} of {len(rows)} hits")
+    for column in HIT_COLUMNS:
+        table.add_column(column)
+    for row in rows[:limit]:
+        table.add_row(*(row[c] for c in HIT_COLUMNS))
+    console.print(table)
+    return {(row["local_id"], row["partner_reference"]) for row in rows}
+
+
+def main() -> int:
+    shutil.rmtree(WORK, ignore_errors=True)
+    WORK.mkdir(parents=True)
+    console.rule("1. development PKI")
+    console.print(run("pki", "init", "--out", str(WORK / "pki"), "agency-a", "agency-b"))
+    lists = make_lists(1200, 1000, overlap=150, seed=2026)
+    files = {"agency-a": WORK / "agency-a.csv", "agency-b": WORK / "agency-b.jsonl"}
+    files["agency-a"].write_text(format_csv(lists.a), encoding="utf-8")
+    files["agency-b"].write_text(format_jsonl(lists.b), encoding="utf-8")
+    ports = {"agency-a": free_port(), "agency-b": free_port()}
+    configs = {}
+    console.rule("2. import the watchlists")
+    for node, port in ports.items():
+        config = WORK / f"{node}.toml"
+        config.write_text(render_config(node, f"127.0.0.1:{port}", f"data-{node}", "pki/ca.pem",
+                                        f"pki/{node}.pem", f"pki/{node}.key"))
+        configs[node] = config
+        console.print(f"{node}: " + run("watchlist", "import", str(files[node]), "--config", str(config),
+                                          "--quiet"))
+    console.rule("3. start both nodes (mutual TLS, 127.0.0.1)")
+    procs = {node: subprocess.Popen([*PSI, "serve", "--config", str(configs[node]), "--quiet"],
+                                    stdout=subprocess.DEVNULL, stderr=(WORK / f"{node}.log").open("w"))
+             for node in ports}
+    try:
+        for node, port in ports.items():
+            wait_ready(port, ClientTls(WORK / "pki/ca.pem", WORK / f"pki/{node}.pem",
+                                       WORK / f"pki/{node}.key"), procs[node])
+            console.print(f"{node} is serving on 127.0.0.1:{port}")
+        reference = {r.record_id: r.reference for r in (*lists.a, *lists.b)}
+        expected = {
+            "agency-a": {(a, reference[b]) for a, b in lists.overlap},
+            "agency-b": {(b, reference[a]) for a, b in lists.overlap},
+        }
+        ok = True
+        for me, partner in (("agency-a", "agency-b"), ("agency-b", "agency-a")):
+            console.rule(f"4. {me} matches its list against {partner}")
+            out = WORK / f"hits-{me}.csv"
+            summary = run("match", "--server", f"127.0.0.1:{ports[partner]}", "--input", str(files[me]),
+                          "--out", str(out), "--config", str(configs[me]), "--purpose",
+                          "demo: cross-border wanted-person check", "--case", "DEMO-2026-001",
+                          "--operator", f"officer@{me}", "--quiet")
+            console.print(summary)
+            correct = show_hits(out, f"{me} -> {partner}") == expected[me]
+            ok &= correct
+            console.print(f"hits equal the {len(expected[me])} known overlapping persons: "
+                          f"{'[green]yes[/green]' if correct else '[red]NO[/red]'}")
+        console.rule(f"5. {'all results correct' if ok else 'results differ from the known overlap'}")
+        return 0 if ok else 1
+    finally:
+        for proc in procs.values():
+            proc.send_signal(signal.SIGTERM)
+        for node, proc in procs.items():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            console.print(f"{node} stopped (exit code {proc.returncode})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,89 @@
+"""The one error hierarchy of the project.
+
+    PsiError
+    ├── InputError               bad caller data: a record, a file row, a request field
+    │   └── RecordError          one record of an import or query file (line and field named)
+    ├── ProtocolError            a peer broke the protocol
+    │   ├── MalformedMessageError   wrong length, non-canonical or identity element, bad encoding
+    │   ├── OutOfOrderError         a step sent before its turn or twice
+    │   └── ParameterMismatchError  suite, profile or mode not the one agreed
+    ├── StaleStateError          the key epoch or list changed under a running exchange
+    ├── LimitExceededError       a size limit of the node was exceeded
+    ├── NotFoundError            an unknown list, session or file
+    ├── CryptoError              a primitive refused its input (never says why to the peer)
+    ├── ConfigurationError       the node's own configuration or key material is unusable
+    └── RemoteError              the partner refused a call (carries the gRPC status name)
+
+The server maps these to gRPC status codes in one place (`server.status_codes`);
+the client maps status codes back (`client.errors`).
+"""
+
+from __future__ import annotations
+
+
+class PsiError(Exception):
+    """Base of every error this project raises on purpose."""
+
+
+class InputError(PsiError):
+    """Caller-supplied data is invalid; the message says what to fix."""
+
+
+class RecordError(InputError):
+    """A record is invalid; names the line (1-based) and the field."""
+
+    def __init__(self, message: str, *, line: int | None = None, field: str | None = None) -> None:
+        where = []
+        if line is not None:
+            where.append(f"line {line}")
+        if field is not None:
+            where.append(f"field '{field}'")
+        super().__init__(f"{', '.join(where)}: {message}" if where else message)
+        self.reason = message
+        self.line = line
+        self.field = field
+
+
+class ProtocolError(PsiError):
+    """A protocol message or step was invalid."""
+
+
+class MalformedMessageError(ProtocolError):
+    """A message could not be decoded or holds an invalid value."""
+
+
+class OutOfOrderError(ProtocolError):
+    """A protocol step arrived out of order."""
+
+
+class ParameterMismatchError(ProtocolError):
+    """The two parties do not use the same suite, profile or mode."""
+
+
+class StaleStateError(PsiError):
+    """The key epoch or the list changed during an exchange; start again."""
+
+
+class LimitExceededError(PsiError):
+    """A size limit was exceeded."""
+
+
+class NotFoundError(PsiError):
+    """A named list, session or file does not exist."""
+
+
+class CryptoError(PsiError):
+    """A cryptographic operation failed (details stay local)."""
+
+
+class ConfigurationError(PsiError):
+    """The node's configuration or key material is unusable."""
+
+
+class RemoteError(PsiError):
+    """The partner node refused or failed a call; `status` is the gRPC status name."""
+
+    def __init__(self, status: str, details: str) -> None:
+        super().__init__(f"{status}: {details}")
+        self.status = status
+        self.details = details

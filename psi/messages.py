@@ -1,0 +1,103 @@
+"""The protocol's messages as plain data; `psiwire.codec` maps them to protobuf."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class Mode(str, Enum):
+    INTERSECTION = "intersection"
+    CARDINALITY = "cardinality"
+
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_batch_size: int = 4096  # blinded elements per batch message
+    max_query_size: int = 1 << 20  # blinded elements per session
+    max_message_bytes: int = 4 << 20
+    tag_chunk_size: int = 65536  # tags per TagChunk
+
+
+@dataclass(frozen=True)
+class Parameters:
+    """What a server announces before any exchange."""
+
+    node_id: str
+    list_id: str
+    suite: str
+    key_epoch: int
+    list_version: int
+    list_size: int
+    tag_count: int
+    tag_length: int
+    profile_id: str
+    profile_hash: bytes
+    modes: tuple[Mode, ...]
+    limits: Limits = field(default_factory=Limits)
+    protocol_version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True)
+class SessionStart:
+    list_id: str
+    mode: Mode
+    key_epoch: int
+    profile_id: str
+    profile_hash: bytes
+    total_elements: int
+    group_size: int
+    purpose: str
+    case_reference: str
+    operator: str = ""
+
+
+@dataclass(frozen=True)
+class BlindedBatch:
+    index: int
+    elements: bytes  # packed 32-byte ristretto255 encodings
+
+
+@dataclass(frozen=True)
+class Finish:
+    pass
+
+
+@dataclass(frozen=True)
+class SessionAccepted:
+    session_id: str
+    key_epoch: int
+
+
+@dataclass(frozen=True)
+class EvaluatedBatch:
+    index: int
+    elements: bytes
+
+
+@dataclass(frozen=True)
+class Progress:
+    received: int
+    total: int
+
+
+@dataclass(frozen=True)
+class Done:
+    evaluated: int
+
+
+ClientMessage = SessionStart | BlindedBatch | Finish
+ServerMessage = SessionAccepted | EvaluatedBatch | Progress | Done
+
+
+@dataclass(frozen=True)
+class TagChunk:
+    key_epoch: int
+    list_version: int
+    offset: int
+    total: int
+    tags: bytes
+    labels: tuple[bytes, ...] = ()

@@ -1,0 +1,101 @@
+"""Person records as both agencies hold them (pure data, validated on construction)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from psi.errors import RecordError
+
+_DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+_COUNTRY_RE = re.compile(r"^[A-Z]{3}$")
+MAX_FIELD_CHARS = 512
+
+
+@dataclass(frozen=True, order=True)
+class PartialDate:
+    """A date of birth known to the year, the month or the day."""
+
+    year: int
+    month: int | None = None
+    day: int | None = None
+
+    def __post_init__(self) -> None:
+        if not 1000 <= self.year <= 9999:
+            raise RecordError(f"year {self.year} is out of range")
+        if self.day is not None and self.month is None:
+            raise RecordError("a day needs a month")
+        if self.month is not None and not 1 <= self.month <= 12:
+            raise RecordError(f"month {self.month} is out of range")
+        if self.day is not None and not 1 <= self.day <= _days_in_month(self.year, self.month or 1):
+            raise RecordError(f"day {self.day} does not exist in {self.year}-{self.month:02d}")
+
+    @classmethod
+    def parse(cls, text: str) -> PartialDate:
+        """Parse YYYY, YYYY-MM or YYYY-MM-DD."""
+        match = _DATE_RE.match(text.strip())
+        if not match:
+            raise RecordError(f"'{text}' is not a date; use YYYY, YYYY-MM or YYYY-MM-DD")
+        year, month, day = match.groups()
+        return cls(int(year), int(month) if month else None, int(day) if day else None)
+
+    def isoformat(self) -> str:
+        parts = [f"{self.year:04d}"]
+        if self.month is not None:
+            parts.append(f"{self.month:02d}")
+        if self.day is not None:
+            parts.append(f"{self.day:02d}")
+        return "-".join(parts)
+
+
+def _days_in_month(year: int, month: int) -> int:
+    if month == 2:
+        leap = year % 4 == 0 and (year % 100 != 0 or year % 400 == 0)
+        return 29 if leap else 28
+    return 30 if month in (4, 6, 9, 11) else 31
+
+
+@dataclass(frozen=True)
+class IdentityDocument:
+    """An identity document: type (e.g. PASSPORT), number, issuing country (ISO 3166 alpha-3)."""
+
+    doc_type: str
+    number: str
+    country: str
+
+    def __post_init__(self) -> None:
+        if not self.doc_type.strip() or not self.number.strip():
+            raise RecordError("a document needs a type and a number", field="documents")
+        if not _COUNTRY_RE.match(self.country):
+            raise RecordError(
+                f"issuing country '{self.country}' must be an ISO 3166 alpha-3 code such as DEU",
+                field="documents",
+            )
+
+
+@dataclass(frozen=True)
+class Record:
+    """One wanted-person record. `reference` and `category` are the follow-up label."""
+
+    record_id: str
+    name: str
+    birth_date: PartialDate | None = None
+    nationality: str | None = None
+    documents: tuple[IdentityDocument, ...] = field(default_factory=tuple)
+    reference: str = ""
+    category: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.record_id.strip():
+            raise RecordError("is empty", field="id")
+        for name, value in (("id", self.record_id), ("name", self.name),
+                            ("reference", self.reference), ("category", self.category)):
+            if len(value) > MAX_FIELD_CHARS:
+                raise RecordError(f"is longer than {MAX_FIELD_CHARS} characters", field=name)
+        if not self.name.strip() and not self.documents:
+            raise RecordError("a record needs a name or an identity document", field="name")
+        if self.nationality is not None and not _COUNTRY_RE.match(self.nationality):
+            raise RecordError(
+                f"'{self.nationality}' must be an ISO 3166 alpha-3 code such as FRA",
+                field="nationality",
+            )

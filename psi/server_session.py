@@ -1,0 +1,177 @@
+"""The list holder's side of one evaluation session, as a state machine.
+
+    AWAIT_START --start--> ACTIVE --batch*--> ACTIVE --finish--> DONE
+
+Every message is checked before any group operation: the order of steps,
+the agreed epoch/profile/mode, sizes against the limits, and each element's
+encoding (canonical, non-identity). In cardinality mode the evaluations are
+held back and returned with the record groups shuffled, so the client can
+count hits but not place them.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import Enum, auto
+
+from psi import group, oprf
+from psi.errors import (
+    InputError,
+    LimitExceededError,
+    MalformedMessageError,
+    OutOfOrderError,
+    ParameterMismatchError,
+    StaleStateError,
+)
+from psi.messages import (
+    BlindedBatch,
+    Done,
+    EvaluatedBatch,
+    Finish,
+    Mode,
+    Parameters,
+    Progress,
+    SessionAccepted,
+    SessionStart,
+)
+
+_E = group.ELEMENT_BYTES
+
+
+class _State(Enum):
+    AWAIT_START = auto()
+    ACTIVE = auto()
+    DONE = auto()
+
+
+def evaluate_packed(key: bytes, packed: bytes, batch_index: int) -> bytes:
+    """Validate and evaluate packed blinded elements; errors name batch and index."""
+    out = []
+    for i in range(0, len(packed), _E):
+        element = packed[i:i + _E]
+        try:
+            group.check_element(element)
+        except MalformedMessageError as exc:
+            raise MalformedMessageError(
+                f"batch {batch_index}, element {i // _E}: {exc}"
+            ) from None
+        out.append(oprf.blind_evaluate(key, element))
+    return b"".join(out)
+
+
+class ServerSession:
+    """Evaluates one client's blinded elements under the server key."""
+
+    def __init__(self, key: bytes, params: Parameters, session_id: str) -> None:
+        self._key = key
+        self._params = params
+        self.session_id = session_id
+        self._state = _State.AWAIT_START
+        self.start_message: SessionStart | None = None
+        self._next_index = 0
+        self.received = 0
+        self._held: list[bytes] = []  # cardinality mode: evaluations kept until finish
+
+    def __repr__(self) -> str:  # never show the key
+        return f"ServerSession(id={self.session_id!r}, state={self._state.name}, received={self.received})"
+
+    @property
+    def mode(self) -> Mode | None:
+        return self.start_message.mode if self.start_message else None
+
+    def start(self, msg: SessionStart) -> SessionAccepted:
+        if self._state is not _State.AWAIT_START:
+            raise OutOfOrderError("the session has already started")
+        p = self._params
+        if not msg.purpose.strip() or not msg.case_reference.strip():
+            raise InputError("a request needs a purpose (legal basis) and a case reference")
+        if msg.list_id != p.list_id:
+            raise ParameterMismatchError(f"unknown list '{msg.list_id}'; this node serves '{p.list_id}'")
+        if msg.mode not in p.modes:
+            raise ParameterMismatchError(f"mode '{msg.mode.value}' is not offered")
+        if msg.profile_id != p.profile_id or msg.profile_hash != p.profile_hash:
+            raise ParameterMismatchError(
+                f"match profile differs: client '{msg.profile_id}', server '{p.profile_id}' "
+                "(same id and definition hash required)"
+            )
+        if msg.key_epoch != p.key_epoch:
+            raise StaleStateError(
+                f"key epoch {msg.key_epoch} is not the current epoch {p.key_epoch}; fetch the parameters again"
+            )
+        if not 0 < msg.total_elements <= p.limits.max_query_size:
+            raise LimitExceededError(
+                f"a query must have 1 to {p.limits.max_query_size} elements, got {msg.total_elements}"
+            )
+        group_size = msg.group_size if msg.mode is Mode.CARDINALITY else 1
+        if group_size < 1 or group_size > p.limits.max_batch_size or msg.total_elements % group_size:
+            raise InputError(
+                f"group size {msg.group_size} must divide the total of {msg.total_elements} elements "
+                f"and be at most {p.limits.max_batch_size}"
+            )
+        self.start_message = msg
+        self._state = _State.ACTIVE
+        return SessionAccepted(self.session_id, p.key_epoch)
+
+    def batch(self, msg: BlindedBatch) -> EvaluatedBatch | Progress:
+        if self._state is not _State.ACTIVE or self.start_message is None:
+            raise OutOfOrderError("a batch must follow the session start and precede finish")
+        if msg.index != self._next_index:
+            raise OutOfOrderError(f"expected batch {self._next_index}, got batch {msg.index}")
+        if not msg.elements or len(msg.elements) % _E:
+            raise MalformedMessageError(
+                f"batch {msg.index}: {len(msg.elements)} bytes is not a positive multiple of {_E}"
+            )
+        count = len(msg.elements) // _E
+        limits = self._params.limits
+        if count > limits.max_batch_size:
+            raise LimitExceededError(f"batch {msg.index} has {count} elements; the limit is {limits.max_batch_size}")
+        if self.received + count > self.start_message.total_elements:
+            raise LimitExceededError(
+                f"batch {msg.index} goes past the announced total of {self.start_message.total_elements}"
+            )
+        group_size = self.start_message.group_size if self.mode is Mode.CARDINALITY else 1
+        if count % group_size:
+            raise InputError(f"batch {msg.index} must hold whole groups of {group_size} elements")
+        evaluated = evaluate_packed(self._key, msg.elements, msg.index)
+        self._next_index += 1
+        self.received += count
+        if self.mode is Mode.CARDINALITY:
+            self._held.append(evaluated)
+            return Progress(self.received, self.start_message.total_elements)
+        return EvaluatedBatch(msg.index, evaluated)
+
+    def finish(self, msg: Finish) -> list[EvaluatedBatch | Done]:
+        del msg
+        if self._state is not _State.ACTIVE or self.start_message is None:
+            raise OutOfOrderError("finish must follow the session start")
+        total = self.start_message.total_elements
+        if self.received != total:
+            raise OutOfOrderError(f"finish after {self.received} of {total} announced elements")
+        self._state = _State.DONE
+        out: list[EvaluatedBatch | Done] = []
+        if self.mode is Mode.CARDINALITY:
+            out.extend(self._shuffled_batches())
+        out.append(Done(total))
+        return out
+
+    def _shuffled_batches(self) -> list[EvaluatedBatch]:
+        assert self.start_message is not None
+        size = self.start_message.group_size * _E
+        blob = b"".join(self._held)
+        self._held = []
+        rng = secrets.SystemRandom()
+        groups = []
+        for i in range(0, len(blob), size):
+            members = [blob[j:j + _E] for j in range(i, i + size, _E)]
+            rng.shuffle(members)
+            groups.append(b"".join(members))
+        rng.shuffle(groups)
+        per_batch = max(1, self._params.limits.max_batch_size // self.start_message.group_size)
+        return [
+            EvaluatedBatch(n, b"".join(groups[i:i + per_batch]))
+            for n, i in enumerate(range(0, len(groups), per_batch))
+        ]
+
+    @property
+    def done(self) -> bool:
+        return self._state is _State.DONE

@@ -1,0 +1,1 @@
+"""Wire format: modules generated from protos/ (never edit by hand) and the codec."""

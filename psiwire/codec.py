@@ -1,0 +1,127 @@
+"""The one place that converts between core messages and protobuf messages.
+
+Decoding never leaks protobuf's own errors: anything missing or out of range
+becomes MalformedMessageError.
+"""
+
+from __future__ import annotations
+
+from psi.errors import MalformedMessageError
+from psi.messages import (
+    BlindedBatch,
+    ClientMessage,
+    Done,
+    EvaluatedBatch,
+    Finish,
+    Limits,
+    Mode,
+    Parameters,
+    Progress,
+    ServerMessage,
+    SessionAccepted,
+    SessionStart,
+    TagChunk,
+)
+from psiwire import matching_pb2 as pb
+
+_MODE_TO_PB = {Mode.INTERSECTION: pb.MODE_INTERSECTION, Mode.CARDINALITY: pb.MODE_CARDINALITY}
+_MODE_FROM_PB = {v: k for k, v in _MODE_TO_PB.items()}
+
+
+def mode_to_pb(mode: Mode) -> pb.Mode.ValueType:
+    return _MODE_TO_PB[mode]
+
+
+def mode_from_pb(value: int) -> Mode:
+    try:
+        return _MODE_FROM_PB[value]  # type: ignore[index]
+    except KeyError:
+        raise MalformedMessageError("mode must be MODE_INTERSECTION or MODE_CARDINALITY") from None
+
+
+def parameters_to_pb(p: Parameters) -> pb.Parameters:
+    return pb.Parameters(
+        protocol_version=p.protocol_version, suite=p.suite, node_id=p.node_id, list_id=p.list_id,
+        key_epoch=p.key_epoch, list_version=p.list_version, list_size=p.list_size,
+        tag_count=p.tag_count, tag_length=p.tag_length, profile_id=p.profile_id,
+        profile_hash=p.profile_hash, modes=[mode_to_pb(m) for m in p.modes],
+        limits=pb.Limits(
+            max_batch_size=p.limits.max_batch_size, max_query_size=p.limits.max_query_size,
+            max_message_bytes=p.limits.max_message_bytes, tag_chunk_size=p.limits.tag_chunk_size,
+        ),
+    )
+
+
+def parameters_from_pb(m: pb.Parameters) -> Parameters:
+    limits = m.limits
+    if min(limits.max_batch_size, limits.max_query_size, limits.tag_chunk_size) == 0 or m.tag_length == 0:
+        raise MalformedMessageError("parameters lack limits or a tag length")
+    return Parameters(
+        node_id=m.node_id, list_id=m.list_id, suite=m.suite, key_epoch=m.key_epoch,
+        list_version=m.list_version, list_size=m.list_size, tag_count=m.tag_count,
+        tag_length=m.tag_length, profile_id=m.profile_id, profile_hash=m.profile_hash,
+        modes=tuple(mode_from_pb(v) for v in m.modes),
+        limits=Limits(limits.max_batch_size, limits.max_query_size, limits.max_message_bytes,
+                      limits.tag_chunk_size),
+        protocol_version=m.protocol_version,
+    )
+
+
+def tag_chunk_to_pb(c: TagChunk) -> pb.TagChunk:
+    return pb.TagChunk(key_epoch=c.key_epoch, list_version=c.list_version, offset=c.offset,
+                       total=c.total, tags=c.tags, labels=list(c.labels))
+
+
+def tag_chunk_from_pb(m: pb.TagChunk) -> TagChunk:
+    return TagChunk(m.key_epoch, m.list_version, m.offset, m.total, m.tags, tuple(m.labels))
+
+
+def client_message_to_pb(msg: ClientMessage) -> pb.EvaluateRequest:
+    if isinstance(msg, SessionStart):
+        return pb.EvaluateRequest(start=pb.SessionStart(
+            list_id=msg.list_id, mode=mode_to_pb(msg.mode), key_epoch=msg.key_epoch,
+            profile_id=msg.profile_id, profile_hash=msg.profile_hash,
+            total_elements=msg.total_elements, group_size=msg.group_size, purpose=msg.purpose,
+            case_reference=msg.case_reference, operator=msg.operator,
+        ))
+    if isinstance(msg, BlindedBatch):
+        return pb.EvaluateRequest(batch=pb.BlindedBatch(index=msg.index, elements=msg.elements))
+    return pb.EvaluateRequest(finish=pb.Finish())
+
+
+def client_message_from_pb(m: pb.EvaluateRequest) -> ClientMessage:
+    step = m.WhichOneof("step")
+    if step == "start":
+        s = m.start
+        return SessionStart(s.list_id, mode_from_pb(s.mode), s.key_epoch, s.profile_id,
+                            s.profile_hash, s.total_elements, s.group_size, s.purpose,
+                            s.case_reference, s.operator)
+    if step == "batch":
+        return BlindedBatch(m.batch.index, m.batch.elements)
+    if step == "finish":
+        return Finish()
+    raise MalformedMessageError("an EvaluateRequest must hold start, batch or finish")
+
+
+def server_message_to_pb(msg: ServerMessage) -> pb.EvaluateResponse:
+    if isinstance(msg, SessionAccepted):
+        return pb.EvaluateResponse(accepted=pb.SessionAccepted(session_id=msg.session_id,
+                                                               key_epoch=msg.key_epoch))
+    if isinstance(msg, EvaluatedBatch):
+        return pb.EvaluateResponse(batch=pb.EvaluatedBatch(index=msg.index, elements=msg.elements))
+    if isinstance(msg, Progress):
+        return pb.EvaluateResponse(progress=pb.Progress(received=msg.received, total=msg.total))
+    return pb.EvaluateResponse(done=pb.Done(evaluated=msg.evaluated))
+
+
+def server_message_from_pb(m: pb.EvaluateResponse) -> ServerMessage:
+    step = m.WhichOneof("step")
+    if step == "accepted":
+        return SessionAccepted(m.accepted.session_id, m.accepted.key_epoch)
+    if step == "batch":
+        return EvaluatedBatch(m.batch.index, m.batch.elements)
+    if step == "progress":
+        return Progress(m.progress.received, m.progress.total)
+    if step == "done":
+        return Done(m.done.evaluated)
+    raise MalformedMessageError("an EvaluateResponse must hold accepted, batch, progress or done")

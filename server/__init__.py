@@ -1,0 +1,1 @@
+"""The node: gRPC service, list storage, key storage and development PKI."""

@@ -1,0 +1,90 @@
+"""Build and run the gRPC server: matching, health and reflection over mutual TLS."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from psi.errors import ConfigurationError
+from psiwire import matching_pb2 as pb
+from psiwire import matching_pb2_grpc as pb_grpc
+from server.config import NodeConfig, TlsConfig
+from server.keys import load_or_create_key
+from server.node import Node
+from server.service import MatchingService
+from server.store import Progress, Store
+
+log = logging.getLogger(__name__)
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Matching"].full_name
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the {what} {path}: {exc.strerror}") from None
+
+
+def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
+    """TLS that requires a client certificate signed by the configured CA."""
+    return grpc.ssl_server_credentials(
+        [(_read(tls.key, "TLS key"), _read(tls.cert, "TLS certificate"))],
+        root_certificates=_read(tls.ca, "CA certificate"),
+        require_client_auth=True,
+    )
+
+
+def create_server(node: Node, address: str | None = None, max_workers: int = 16) -> tuple[grpc.Server, int]:
+    """A started-ready server bound to `address` (default: the config's); returns (server, port)."""
+    limits = node.config.limits
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=max_workers),
+        options=[
+            ("grpc.max_receive_message_length", limits.max_message_bytes),
+            ("grpc.max_send_message_length", limits.max_message_bytes),
+        ],
+    )
+    pb_grpc.add_MatchingServicer_to_server(MatchingService(node), server)
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        server,
+    )
+    bind = address or node.config.listen
+    port = server.add_secure_port(bind, server_credentials(node.config.tls))
+    if port == 0:
+        raise ConfigurationError(f"cannot listen on {bind}")
+    return server, port
+
+
+def open_node(config: NodeConfig, progress: Progress | None = None) -> Node:
+    """Open the store and key, and bring the tag cache to the current epoch."""
+    node = Node(config, load_or_create_key(config.key_path), Store(config.store_path))
+    node.prepare(progress)
+    return node
+
+
+def serve(config: NodeConfig, progress: Progress | None = None) -> None:
+    """Run until SIGINT or SIGTERM, then stop gracefully."""
+    node = open_node(config, progress)
+    server, port = create_server(node)
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    server.start()
+    log.info("node %s serving list %s on port %d", config.node_id, config.list_id, port)
+    print(f"node {config.node_id} listening on {config.listen} (port {port})", flush=True)
+    stop.wait()
+    server.stop(grace=5).wait()
+    node.store.close()
+    print(f"node {config.node_id} stopped", flush=True)

@@ -1,0 +1,110 @@
+"""The node's TOML configuration (`psi serve --config node.toml`).
+
+    [node]
+    id = "agency-b"                 # this node's name, as in its certificate
+    listen = "127.0.0.1:50052"
+    data_dir = "data"               # SQLite store and OPRF key live here
+    list_id = "wanted-persons"
+    profile = "exact/1"
+
+    [tls]
+    ca = "pki/ca.pem"               # trusted CA for partner certificates
+    cert = "pki/agency-b.pem"
+    key = "pki/agency-b.key"
+
+    [limits]                        # optional; defaults in psi.messages.Limits
+    max_batch_size = 4096
+
+Relative paths are resolved against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from psi.errors import ConfigurationError
+from psi.messages import Limits
+from psi.profiles import PROFILES, Profile
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node_id: str
+    listen: str
+    data_dir: Path
+    list_id: str
+    profile: Profile
+    tls: TlsConfig
+    limits: Limits
+
+    @property
+    def store_path(self) -> Path:
+        return self.data_dir / "watchlist.sqlite"
+
+    @property
+    def key_path(self) -> Path:
+        return self.data_dir / "oprf.key"
+
+
+def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
+    value = doc.get(name)
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"config needs a [{name}] section")
+    return value
+
+
+def _string(section: dict[str, Any], name: str, where: str, default: str | None = None) -> str:
+    value = section.get(name, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"[{where}] {name} must be a non-empty string")
+    return value
+
+
+def load_config(path: Path) -> NodeConfig:
+    """Read and check a node config. Raises ConfigurationError naming the bad key."""
+    try:
+        doc = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigurationError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
+    base = path.resolve().parent
+    node, tls = _section(doc, "node"), _section(doc, "tls")
+    profile_id = _string(node, "profile", "node", "exact/1")
+    if profile_id not in PROFILES:
+        raise ConfigurationError(f"[node] profile '{profile_id}' is unknown; known: {sorted(PROFILES)}")
+    limits_doc = doc.get("limits", {})
+    known = {f.name for f in fields(Limits)}
+    if not isinstance(limits_doc, dict) or set(limits_doc) - known:
+        raise ConfigurationError(f"[limits] may only set {sorted(known)}")
+    if not all(isinstance(v, int) and v > 0 for v in limits_doc.values()):
+        raise ConfigurationError("[limits] values must be positive integers")
+    return NodeConfig(
+        node_id=_string(node, "id", "node"),
+        listen=_string(node, "listen", "node", "127.0.0.1:50051"),
+        data_dir=base / _string(node, "data_dir", "node", "data"),
+        list_id=_string(node, "list_id", "node", "wanted-persons"),
+        profile=PROFILES[profile_id],
+        tls=TlsConfig(*(base / _string(tls, k, "tls") for k in ("ca", "cert", "key"))),
+        limits=Limits(**limits_doc),
+    )
+
+
+def render_config(node_id: str, listen: str, data_dir: str, ca: str, cert: str, key: str,
+                  list_id: str = "wanted-persons", profile: str = "exact/1") -> str:
+    """A config file's text, as `psi pki init` writes it for each node."""
+    return (
+        f'[node]\nid = "{node_id}"\nlisten = "{listen}"\ndata_dir = "{data_dir}"\n'
+        f'list_id = "{list_id}"\nprofile = "{profile}"\n\n'
+        f'[tls]\nca = "{ca}"\ncert = "{cert}"\nkey = "{key}"\n'
+    )

@@ -1,0 +1,51 @@
+"""The node's OPRF key: a file only the service account may read."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+
+from psi import group, oprf
+from psi.errors import ConfigurationError
+
+
+@dataclass(frozen=True)
+class ServerKey:
+    epoch: int
+    secret: bytes
+
+    def __repr__(self) -> str:
+        return f"ServerKey(epoch={self.epoch}, secret=<hidden>)"
+
+
+def _check_permissions(path: Path) -> None:
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        raise ConfigurationError(
+            f"key file {path} has mode {mode:o}; it must be readable by its owner only (chmod 600)"
+        )
+
+
+def load_or_create_key(path: Path) -> ServerKey:
+    """Load the key, or create epoch 1 with mode 0600 if there is none."""
+    if not path.exists():
+        key = ServerKey(1, oprf.generate_key())
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump({"epoch": key.epoch, "key": key.secret.hex()}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return key
+    _check_permissions(path)
+    try:
+        doc = json.loads(path.read_text())
+        key = ServerKey(int(doc["epoch"]), bytes.fromhex(doc["key"]))
+    except (ValueError, KeyError, TypeError):
+        raise ConfigurationError(f"key file {path} is unreadable") from None
+    if len(key.secret) != group.SCALAR_BYTES or group.is_zero_scalar(key.secret) or key.epoch < 1:
+        raise ConfigurationError(f"key file {path} does not hold a valid key")
+    return key

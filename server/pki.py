@@ -1,0 +1,87 @@
+"""A development CA and node certificates for demos and tests (`psi pki init`).
+
+Production nodes use certificates from their agency's own PKI; this only
+makes a CA and, per node, a key and a certificate valid for both TLS server
+and client authentication on localhost.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from psi.errors import ConfigurationError
+
+_VALIDITY = dt.timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class NodeCredentials:
+    cert: Path
+    key: Path
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _name(common_name: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "psi development PKI"),
+                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+
+
+def init_pki(out_dir: Path, node_ids: list[str], *, now: dt.datetime | None = None,
+             validity: dt.timedelta = _VALIDITY) -> dict[str, NodeCredentials]:
+    """Create ca.pem (+ ca.key) and <node>.pem/<node>.key for each node id."""
+    if not node_ids:
+        raise ConfigurationError("name at least one node")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=5)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = _name("psi development CA")
+    ca_cert = (
+        x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name)
+        .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(start + validity)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
+    (out_dir / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(out_dir / "ca.key", _key_pem(ca_key))
+    issued = {}
+    for node_id in node_ids:
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = (
+            x509.CertificateBuilder().subject_name(_name(node_id)).issuer_name(ca_name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(start).not_valid_after(start + validity)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.SubjectAlternativeName([
+                x509.DNSName(node_id), x509.DNSName("localhost"),
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+            ]), critical=False)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256())
+        )
+        creds = NodeCredentials(out_dir / f"{node_id}.pem", out_dir / f"{node_id}.key")
+        creds.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        _write_private(creds.key, _key_pem(key))
+        issued[node_id] = creds
+    return issued
