@@ -107,7 +107,8 @@ class MatchClient:
                     if chunk.key_epoch != params.key_epoch:
                         raise StaleStateError("the partner's key epoch changed; match again")
                     if chunk.offset != received:
-                        raise MalformedMessageError(f"tag chunk at offset {chunk.offset}, expected {received}")
+                        raise MalformedMessageError(
+                            f"tag chunk at offset {chunk.offset}, expected {received}")
                     version, total = chunk.list_version, chunk.total
                     tags += chunk.tags
                     labels.extend(chunk.labels)
@@ -116,7 +117,7 @@ class MatchClient:
                         progress("tags", received, total)
                 break
             except grpc.RpcError as exc:
-                if exc.code() not in _RESUMABLE or attempt >= _MAX_RESUMES:  # type: ignore[attr-defined]
+                if exc.code() not in _RESUMABLE or attempt >= _MAX_RESUMES:
                     raise _remote(exc) from None
         if received != total:
             raise MalformedMessageError(f"received {received} of {total} tags")

@@ -18,13 +18,18 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from client.api import ClientTls, MatchClient, ProgressCallback
 from client.record_files import read_records
 from psi.client_query import MatchResult
 from psi.errors import PsiError
 from psi.messages import Mode
+from psi.profiles import PROFILES
+from server.app import serve
+from server.config import load_config
+from server.pki import init_pki
+from server.watchlist import import_records
 
 console = Console(stderr=True)
 
@@ -36,7 +41,7 @@ def progress_bar(enabled: bool = True) -> Iterator[ProgressCallback]:
     """A callback `(stage, done, total)` drawing one bar per stage on stderr."""
     bar = Progress(TextColumn("{task.description:>10}"), BarColumn(), MofNCompleteColumn(),
                    TimeElapsedColumn(), console=console, disable=not enabled, transient=False)
-    tasks: dict[str, int] = {}
+    tasks: dict[str, TaskID] = {}
 
     def update(stage: str, done: int, total: int) -> None:
         if stage not in tasks:
@@ -52,8 +57,6 @@ def _store_progress(label: str, update: ProgressCallback) -> Callable[[int, int]
 
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
-    from server.pki import init_pki
-
     issued = init_pki(args.out, args.nodes)
     for node_id, creds in issued.items():
         print(f"{node_id}: {creds.cert} {creds.key}")
@@ -62,9 +65,6 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from server.app import serve
-    from server.config import load_config
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     with progress_bar(not args.quiet) as update:
@@ -73,9 +73,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_watchlist_import(args: argparse.Namespace) -> int:
-    from server.config import load_config
-    from server.watchlist import import_records
-
     config = load_config(args.config)
     records = read_records(args.file, args.format, require_reference=True)
     with progress_bar(not args.quiet) as update:
@@ -104,13 +101,9 @@ def summary_line(result: MatchResult) -> str:
 
 def cmd_match(args: argparse.Namespace) -> int:
     if args.config:
-        from server.config import load_config
-
         config = load_config(args.config)
         tls, profile = ClientTls(config.tls.ca, config.tls.cert, config.tls.key), config.profile
     elif args.ca and args.cert and args.key:
-        from psi.profiles import PROFILES
-
         tls, profile = ClientTls(args.ca, args.cert, args.key), PROFILES[args.profile]
     else:
         raise PsiError("give --config NODE.toml, or all of --ca, --cert and --key")
@@ -162,7 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--ca", type=Path)
     match.add_argument("--cert", type=Path)
     match.add_argument("--key", type=Path)
-    match.add_argument("--profile", default="exact/1")
+    match.add_argument("--profile", default="exact/1", choices=sorted(PROFILES),
+                       help="match profile when no --config is given")
     match.add_argument("--server-name", help="name expected in the partner's certificate")
     match.add_argument("--list", default="", help="the partner's list id (default: its default list)")
     match.add_argument("--format", choices=("csv", "jsonl"))

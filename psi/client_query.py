@@ -141,7 +141,7 @@ class IntersectionQuery(_Query):
             raise OutOfOrderError("not every batch has been evaluated")
         outputs = [o for o in self._outputs if o is not None]
         found: dict[tuple[str, str, str], set[str]] = {}
-        for (record_index, match_key), (material, label_key), positions in zip(
+        for (record_index, match_key), (_, label_key), positions in zip(
             self._items, outputs, index.find([m for m, _ in outputs]), strict=True
         ):
             for position in positions:

@@ -30,12 +30,12 @@ _scalar_reduce = rbcl.crypto_core_ristretto255_scalar_reduce
 
 def element_from_uniform_bytes(uniform: bytes) -> bytes:
     """The one-way map of RFC 9496 Section 4.3.4 on 64 uniform bytes."""
-    return _from_hash(uniform)
+    return bytes(_from_hash(uniform))
 
 
 def scalar_from_wide_bytes(wide: bytes) -> bytes:
     """Reduce a 64-byte little-endian integer modulo L (RFC 9497 HashToScalar)."""
-    return _scalar_reduce(wide)
+    return bytes(_scalar_reduce(wide))
 
 
 def random_scalar() -> bytes:
@@ -43,7 +43,7 @@ def random_scalar() -> bytes:
     while True:
         scalar = _scalar_reduce(secrets.token_bytes(64))
         if scalar != bytes(SCALAR_BYTES):
-            return scalar
+            return bytes(scalar)
 
 
 def is_zero_scalar(scalar: bytes) -> bool:
@@ -66,17 +66,17 @@ def check_element(encoded: bytes) -> None:
 def scalar_mult(scalar: bytes, element: bytes) -> bytes:
     """scalar * element for a valid element and a non-zero reduced scalar."""
     try:
-        return _mult(scalar, element)
+        return bytes(_mult(scalar, element))
     except RuntimeError as exc:  # identity result or invalid point
         raise CryptoError("scalar multiplication failed") from exc
 
 
 def scalar_mult_base(scalar: bytes) -> bytes:
-    return rbcl.crypto_scalarmult_ristretto255_base(scalar)
+    return bytes(rbcl.crypto_scalarmult_ristretto255_base(scalar))
 
 
 def invert_scalar(scalar: bytes) -> bytes:
-    return _scalar_invert(scalar)
+    return bytes(_scalar_invert(scalar))
 
 
 def batch_invert_scalars(scalars: Sequence[bytes]) -> list[bytes]:

@@ -13,7 +13,7 @@ import json
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Protocol
 
 from psi.records import Record
@@ -21,7 +21,7 @@ from psi.records import Record
 _KEY_DOMAIN = b"psi-match-key-v1"
 
 
-class Strength(str, Enum):
+class Strength(StrEnum):
     STRONG = "strong"
     MEDIUM = "medium"
     WEAK = "weak"

@@ -86,7 +86,8 @@ class ServerSession:
         if not msg.purpose.strip() or not msg.case_reference.strip():
             raise InputError("a request needs a purpose (legal basis) and a case reference")
         if msg.list_id != p.list_id:
-            raise ParameterMismatchError(f"unknown list '{msg.list_id}'; this node serves '{p.list_id}'")
+            raise ParameterMismatchError(
+                f"unknown list '{msg.list_id}'; this node serves '{p.list_id}'")
         if msg.mode not in p.modes:
             raise ParameterMismatchError(f"mode '{msg.mode.value}' is not offered")
         if msg.profile_id != p.profile_id or msg.profile_hash != p.profile_hash:
@@ -96,7 +97,8 @@ class ServerSession:
             )
         if msg.key_epoch != p.key_epoch:
             raise StaleStateError(
-                f"key epoch {msg.key_epoch} is not the current epoch {p.key_epoch}; fetch the parameters again"
+                f"key epoch {msg.key_epoch} is not the current epoch {p.key_epoch}; "
+                "fetch the parameters again"
             )
         if not 0 < msg.total_elements <= p.limits.max_query_size:
             raise LimitExceededError(
@@ -124,7 +126,8 @@ class ServerSession:
         count = len(msg.elements) // _E
         limits = self._params.limits
         if count > limits.max_batch_size:
-            raise LimitExceededError(f"batch {msg.index} has {count} elements; the limit is {limits.max_batch_size}")
+            raise LimitExceededError(
+                f"batch {msg.index} has {count} elements; the limit is {limits.max_batch_size}")
         if self.received + count > self.start_message.total_elements:
             raise LimitExceededError(
                 f"batch {msg.index} goes past the announced total of {self.start_message.total_elements}"

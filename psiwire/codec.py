@@ -25,16 +25,16 @@ from psi.messages import (
 from psiwire import matching_pb2 as pb
 
 _MODE_TO_PB = {Mode.INTERSECTION: pb.MODE_INTERSECTION, Mode.CARDINALITY: pb.MODE_CARDINALITY}
-_MODE_FROM_PB = {v: k for k, v in _MODE_TO_PB.items()}
+_MODE_FROM_PB: dict[int, Mode] = {v: k for k, v in _MODE_TO_PB.items()}
 
 
-def mode_to_pb(mode: Mode) -> pb.Mode.ValueType:
+def mode_to_pb(mode: Mode) -> pb.Mode:
     return _MODE_TO_PB[mode]
 
 
 def mode_from_pb(value: int) -> Mode:
     try:
-        return _MODE_FROM_PB[value]  # type: ignore[index]
+        return _MODE_FROM_PB[value]
     except KeyError:
         raise MalformedMessageError("mode must be MODE_INTERSECTION or MODE_CARDINALITY") from None
 

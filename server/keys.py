@@ -46,6 +46,8 @@ def load_or_create_key(path: Path) -> ServerKey:
         key = ServerKey(int(doc["epoch"]), bytes.fromhex(doc["key"]))
     except (ValueError, KeyError, TypeError):
         raise ConfigurationError(f"key file {path} is unreadable") from None
-    if len(key.secret) != group.SCALAR_BYTES or group.is_zero_scalar(key.secret) or key.epoch < 1:
+    canonical = int.from_bytes(key.secret, "little") < group.ORDER
+    if len(key.secret) != group.SCALAR_BYTES or not canonical or group.is_zero_scalar(key.secret) \
+            or key.epoch < 1:
         raise ConfigurationError(f"key file {path} does not hold a valid key")
     return key

@@ -40,7 +40,8 @@ class MatchingService(pb_grpc.MatchingServicer):
             return codec.parameters_to_pb(self._node.parameters())
         raise AssertionError("unreachable")
 
-    def StreamTags(self, request: pb.StreamTagsRequest, context: grpc.ServicerContext) -> Iterator[pb.TagChunk]:
+    def StreamTags(self, request: pb.StreamTagsRequest,
+                   context: grpc.ServicerContext) -> Iterator[pb.TagChunk]:
         with grpc_errors(context):
             self._check_list(request.list_id)
             mode = codec.mode_from_pb(request.mode)

@@ -60,7 +60,7 @@ def record_from_json(text: str) -> Record:
 
 def compute_entries(key: ServerKey, profile: Profile, records: Sequence[Record],
                     progress: Progress | None = None) -> list[tuple[str, ServerEntry]]:
-    out = []
+    out: list[tuple[str, ServerEntry]] = []
     for done, record in enumerate(records, start=1):
         label = tags.encode_label(record.reference, record.category)
         out.extend((record.record_id, e) for e in

@@ -1,0 +1,84 @@
+"""Shared fixtures: a development PKI and live nodes on 127.0.0.1 with mutual TLS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from client.api import ClientTls, MatchClient
+from psi.records import Record
+from server.app import create_server, open_node
+from server.config import NodeConfig, load_config, render_config
+from server.node import Node
+from server.pki import init_pki
+from server.watchlist import import_records
+
+
+@pytest.fixture(scope="session")
+def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pki")
+    init_pki(out, ["agency-a", "agency-b", "intruder"])
+    init_pki(out / "rogue", ["agency-a"])  # same names, another CA
+    return out
+
+
+def tls_for(pki: Path, node: str) -> ClientTls:
+    return ClientTls(pki / "ca.pem", pki / f"{node}.pem", pki / f"{node}.key")
+
+
+@dataclass
+class LiveNode:
+    config: NodeConfig
+    node: Node
+    server: grpc.Server
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+def make_config(tmp: Path, pki: Path, node_id: str, listen: str = "127.0.0.1:0") -> NodeConfig:
+    path = tmp / f"{node_id}.toml"
+    path.write_text(render_config(node_id, listen, str(tmp / f"data-{node_id}"), str(pki / "ca.pem"),
+                                  str(pki / f"{node_id}.pem"), str(pki / f"{node_id}.key")))
+    return load_config(path)
+
+
+@pytest.fixture
+def start_node(tmp_path: Path, pki_dir: Path) -> Iterator[Callable[[Sequence[Record]], LiveNode]]:
+    started: list[LiveNode] = []
+
+    def start(records: Sequence[Record], node_id: str = "agency-b") -> LiveNode:
+        config = make_config(tmp_path, pki_dir, node_id)
+        if records:
+            import_records(config, records)
+        node = open_node(config)
+        server, port = create_server(node, "127.0.0.1:0", max_workers=8)
+        server.start()
+        live = LiveNode(config, node, server, port)
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.server.stop(grace=None).wait()
+        live.node.store.close()
+
+
+@pytest.fixture
+def client_for(pki_dir: Path) -> Iterator[Callable[..., MatchClient]]:
+    clients: list[MatchClient] = []
+
+    def connect(live: LiveNode, node: str = "agency-a") -> MatchClient:
+        client = MatchClient(live.target, tls_for(pki_dir, node), timeout=60)
+        clients.append(client)
+        return client
+
+    yield connect
+    for client in clients:
+        client.close()

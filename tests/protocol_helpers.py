@@ -1,0 +1,52 @@
+"""Run the pure protocol end to end in memory (no network), for unit and property tests."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from psi import oprf, tags
+from psi.client_query import CardinalityQuery, IntersectionQuery, MatchResult
+from psi.messages import EvaluatedBatch, Finish, Limits, Mode, Parameters
+from psi.profiles import EXACT_PROFILE, Profile
+from psi.records import Record
+from psi.server_session import ServerSession
+from psi.tagset import TagIndex, TagSnapshot, build_snapshot
+
+
+def snapshot_for(key: bytes, records: Sequence[Record], profile: Profile = EXACT_PROFILE,
+                 limits: Limits = Limits()) -> TagSnapshot:
+    entries = [e for r in records for e in tags.server_entries(
+        key, profile.match_keys(r), tags.encode_label(r.reference, r.category))]
+    length = tags.tag_length(len(entries), limits.max_query_size)
+    return build_snapshot(1, 1, length, [e.tag_material for e in entries],
+                          [e.sealed_label for e in entries], [e.cardinality_material for e in entries])
+
+
+def parameters_for(snapshot: TagSnapshot, list_size: int, profile: Profile = EXACT_PROFILE,
+                   limits: Limits = Limits()) -> Parameters:
+    return Parameters("node-b", "wanted", oprf.SUITE_ID, snapshot.key_epoch, snapshot.list_version,
+                      list_size, snapshot.count, snapshot.tag_length, profile.profile_id,
+                      profile.definition_hash, (Mode.INTERSECTION, Mode.CARDINALITY), limits)
+
+
+def run_in_memory(server_records: Sequence[Record], client_records: Sequence[Record], mode: Mode,
+                  limits: Limits = Limits(), key: bytes | None = None) -> MatchResult:
+    key = key or oprf.generate_key()
+    snapshot = snapshot_for(key, server_records, limits=limits)
+    params = parameters_for(snapshot, len(server_records), limits=limits)
+    query_type = IntersectionQuery if mode is Mode.INTERSECTION else CardinalityQuery
+    query = query_type(params, EXACT_PROFILE, client_records, purpose="test", case_reference="T-1")
+    session = ServerSession(key, params, "s-1")
+    session.start(query.start_message())
+    for batch in query.batches():
+        reply = session.batch(batch)
+        if isinstance(reply, EvaluatedBatch):
+            query.receive(reply)
+    for reply in session.finish(Finish()):
+        if isinstance(reply, EvaluatedBatch):
+            query.receive(reply)
+    if mode is Mode.INTERSECTION:
+        index = TagIndex(snapshot.tags, snapshot.tag_length, snapshot.labels)
+    else:
+        index = TagIndex(snapshot.cardinality_tags, snapshot.tag_length)
+    return query.result(index)

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from psi.errors import ConfigurationError
+from server.keys import load_or_create_key
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_key_file_is_created_private_and_reloaded(tmp_path: Path) -> None:
+    path = tmp_path / "oprf.key"
+    key = load_or_create_key(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert load_or_create_key(path) == key
+    assert "hidden" in repr(key) and key.secret.hex() not in repr(key)
+
+
+def test_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "oprf.key"
+    load_or_create_key(path)
+    os.chmod(path, 0o644)
+    with pytest.raises(ConfigurationError, match="chmod 600"):
+        load_or_create_key(path)
+
+
+def test_corrupt_key_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "oprf.key"
+    path.write_text('{"epoch": 1, "key": "00"}')
+    os.chmod(path, 0o600)
+    with pytest.raises(ConfigurationError, match="valid key"):
+        load_or_create_key(path)
+
+
+def test_generated_wire_code_is_up_to_date(tmp_path: Path) -> None:
+    spec = importlib.util.spec_from_file_location("generate", ROOT / "protos" / "generate.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.generate(tmp_path)
+    for name in ("matching_pb2.py", "matching_pb2.pyi", "matching_pb2_grpc.py"):
+        fresh = (tmp_path / name).read_text()
+        assert fresh == (ROOT / "psiwire" / name).read_text(), f"run `make protos` ({name})"

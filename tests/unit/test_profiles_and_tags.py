@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import pytest
+
+from psi import oprf, tags
+from psi.profiles import EXACT_PROFILE, ExactNameBirthDate, Profile, encode_key
+from psi.records import IdentityDocument, PartialDate, Record
+
+
+def test_exact_profile_normalises_case_width_and_spacing() -> None:
+    a = Record("1", "  JOSÉ   García ", PartialDate(1980, 1, 2), reference="r")
+    b = Record("2", "josé garcía", PartialDate(1980, 1, 2), reference="r")
+    c = Record("3", "ＪＯＳＥ́ GARCÍA", PartialDate(1980, 1, 2), reference="r")  # fullwidth + combining
+    assert EXACT_PROFILE.match_keys(a) == EXACT_PROFILE.match_keys(b) == EXACT_PROFILE.match_keys(c)
+
+
+def test_document_numbers_drop_separators() -> None:
+    a = Record("1", "x", documents=(IdentityDocument("passport", "C01-X00 T47", "DEU"),), reference="r")
+    b = Record("2", "y", documents=(IdentityDocument("PASSPORT", "c01x00t47", "DEU"),), reference="r")
+    assert EXACT_PROFILE.match_keys(a) == EXACT_PROFILE.match_keys(b)
+    other_country = Record("3", "y", documents=(IdentityDocument("PASSPORT", "C01X00T47", "AUT"),),
+                           reference="r")
+    assert EXACT_PROFILE.match_keys(other_country) != EXACT_PROFILE.match_keys(a)
+
+
+def test_keys_are_domain_separated_by_rule_and_unambiguous() -> None:
+    assert encode_key("name-dob", ["ab", "c"]) != encode_key("name-dob", ["a", "bc"])
+    assert encode_key("document", ["x"]) != encode_key("name-dob", ["x"])
+
+
+def test_record_without_birth_date_yields_no_name_key() -> None:
+    record = Record("1", "Ann Example", reference="r")
+    assert EXACT_PROFILE.match_keys(record) == []
+
+
+def test_profile_hash_pins_the_definition() -> None:
+    changed = Profile("exact/1", (ExactNameBirthDate(definition="something else"),))
+    assert changed.definition_hash != EXACT_PROFILE.definition_hash
+    assert len(EXACT_PROFILE.definition_hash) == 32
+
+
+@pytest.mark.parametrize(("server", "query", "length"), [
+    (1, 1, 8), (1000, 1 << 20, 9), (1 << 20, 1 << 20, 10), (1 << 40, 1 << 40, 15),
+])
+def test_tag_length_targets_2_to_the_minus_40(server: int, query: int, length: int) -> None:
+    assert tags.tag_length(server, query) == length
+
+
+def test_labels_open_only_with_the_right_key() -> None:
+    key = oprf.generate_key()
+    match_key = EXACT_PROFILE.match_keys(Record("1", "Ann", PartialDate(1990), reference="r"))[0]
+    (entry,) = tags.server_entries(key, [match_key], tags.encode_label("REF-1", "arrest"))
+    material, label_key = tags.split_output(oprf.evaluate(key, match_key.value))
+    assert material == entry.tag_material
+    assert tags.decode_label(tags.open_label(label_key, entry.sealed_label) or b"") == ("REF-1", "arrest")
+    assert tags.open_label(bytes(32), entry.sealed_label) is None
+    tampered = entry.sealed_label[:-1] + bytes([entry.sealed_label[-1] ^ 1])
+    assert tags.open_label(label_key, tampered) is None

@@ -1,0 +1,149 @@
+"""The server session refuses every out-of-protocol message before any group operation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+import rbcl
+
+from psi import oprf
+from psi.client_query import CardinalityQuery, IntersectionQuery
+from psi.errors import (
+    InputError,
+    LimitExceededError,
+    MalformedMessageError,
+    OutOfOrderError,
+    ParameterMismatchError,
+    PsiError,
+    StaleStateError,
+)
+from psi.messages import BlindedBatch, Done, EvaluatedBatch, Finish, Limits, Mode, Progress, SessionStart
+from psi.profiles import EXACT_PROFILE
+from psi.server_session import ServerSession
+from psi.synthetic import make_lists
+from tests.protocol_helpers import parameters_for, run_in_memory, snapshot_for
+
+KEY = oprf.generate_key()
+LISTS = make_lists(30, 20, 8, seed=5)
+LIMITS = Limits(max_batch_size=4, max_query_size=64)
+SNAPSHOT = snapshot_for(KEY, LISTS.b, limits=LIMITS)
+PARAMS = parameters_for(SNAPSHOT, len(LISTS.b), limits=LIMITS)
+
+
+def _start(**changes: object) -> SessionStart:
+    base = SessionStart("wanted", Mode.INTERSECTION, 1, EXACT_PROFILE.profile_id,
+                        EXACT_PROFILE.definition_hash, 8, 1, "purpose", "case-1")
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _elements(n: int) -> bytes:
+    return b"".join(rbcl.crypto_core_ristretto255_random() for _ in range(n))
+
+
+def _session() -> ServerSession:
+    return ServerSession(KEY, PARAMS, "s")
+
+
+@pytest.mark.parametrize(("start", "error", "message"), [
+    (_start(purpose=""), InputError, "purpose"),
+    (_start(case_reference=" "), InputError, "case reference"),
+    (_start(list_id="other"), ParameterMismatchError, "unknown list"),
+    (_start(profile_id="fuzzy/9"), ParameterMismatchError, "profile differs"),
+    (_start(profile_hash=b"x" * 32), ParameterMismatchError, "profile differs"),
+    (_start(key_epoch=2), StaleStateError, "epoch"),
+    (_start(total_elements=0), LimitExceededError, "1 to 64"),
+    (_start(total_elements=65), LimitExceededError, "1 to 64"),
+    (_start(mode=Mode.CARDINALITY, group_size=3, total_elements=8), InputError, "group size"),
+    (_start(mode=Mode.CARDINALITY, group_size=0), InputError, "group size"),
+])
+def test_bad_session_start(start: SessionStart, error: type[PsiError], message: str) -> None:
+    with pytest.raises(error, match=message):
+        _session().start(start)
+
+
+def test_steps_out_of_order() -> None:
+    session = _session()
+    with pytest.raises(OutOfOrderError):
+        session.batch(BlindedBatch(0, _elements(1)))
+    with pytest.raises(OutOfOrderError):
+        session.finish(Finish())
+    session.start(_start(total_elements=3))
+    with pytest.raises(OutOfOrderError, match="already started"):
+        session.start(_start())
+    with pytest.raises(OutOfOrderError, match="expected batch 0"):
+        session.batch(BlindedBatch(1, _elements(1)))
+    session.batch(BlindedBatch(0, _elements(2)))
+    with pytest.raises(OutOfOrderError, match="2 of 3"):
+        session.finish(Finish())
+    with pytest.raises(OutOfOrderError, match="expected batch 1"):
+        session.batch(BlindedBatch(0, _elements(1)))  # replayed batch
+    session.batch(BlindedBatch(1, _elements(1)))
+    assert session.finish(Finish()) == [Done(3)]
+    with pytest.raises(OutOfOrderError):
+        session.batch(BlindedBatch(2, _elements(1)))
+
+
+@pytest.mark.parametrize(("elements", "error", "message"), [
+    (_elements(1) + bytes(32), MalformedMessageError, "batch 0, element 1: element is the identity"),
+    (b"\xff" * 32, MalformedMessageError, "batch 0, element 0: .*canonical"),
+    (_elements(1)[:31], MalformedMessageError, "not a positive multiple of 32"),
+    (b"", MalformedMessageError, "not a positive multiple"),
+    (_elements(5), LimitExceededError, "limit is 4"),
+])
+def test_bad_batches(elements: bytes, error: type[PsiError], message: str) -> None:
+    session = _session()
+    session.start(_start(total_elements=8))
+    with pytest.raises(error, match=message):
+        session.batch(BlindedBatch(0, elements))
+
+
+def test_batch_past_announced_total() -> None:
+    session = _session()
+    session.start(_start(total_elements=2))
+    with pytest.raises(LimitExceededError, match="announced total"):
+        session.batch(BlindedBatch(0, _elements(3)))
+
+
+def test_cardinality_holds_evaluations_until_finish_and_shuffles_groups() -> None:
+    query = CardinalityQuery(PARAMS, EXACT_PROFILE, LISTS.a[:10], purpose="p", case_reference="c")
+    session = _session()
+    session.start(query.start_message())
+    replies = [session.batch(b) for b in query.batches()]
+    assert all(isinstance(r, Progress) for r in replies)
+    final = session.finish(Finish())
+    assert isinstance(final[-1], Done)
+    batches = [r for r in final if isinstance(r, EvaluatedBatch)]
+    size = query.group_size * 32
+    assert all(len(b.elements) % size == 0 for b in batches)
+    assert sum(len(b.elements) for b in batches) == query.total_elements * 32
+
+
+def test_client_refuses_mismatched_parameters() -> None:
+    with pytest.raises(ParameterMismatchError, match="suite"):
+        IntersectionQuery(replace(PARAMS, suite="P256-SHA256"), EXACT_PROFILE, [], purpose="p",
+                          case_reference="c")
+    with pytest.raises(ParameterMismatchError, match="profile"):
+        IntersectionQuery(replace(PARAMS, profile_hash=b"\0" * 32), EXACT_PROFILE, [], purpose="p",
+                          case_reference="c")
+    with pytest.raises(ParameterMismatchError, match="mode"):
+        CardinalityQuery(replace(PARAMS, modes=(Mode.INTERSECTION,)), EXACT_PROFILE, [], purpose="p",
+                         case_reference="c")
+
+
+def test_client_refuses_unexpected_evaluations() -> None:
+    query = IntersectionQuery(PARAMS, EXACT_PROFILE, LISTS.a[:3], purpose="p", case_reference="c")
+    with pytest.raises(OutOfOrderError):
+        query.receive(EvaluatedBatch(0, _elements(1)))
+    batch = next(iter(query.batches()))
+    with pytest.raises(MalformedMessageError):
+        query.receive(EvaluatedBatch(0, batch.elements[:-32]))
+
+
+def test_synthetic_lists_match_exactly_in_both_modes() -> None:
+    refs = {r.record_id: r.reference for r in LISTS.b}
+    result = run_in_memory(LISTS.b, LISTS.a, Mode.INTERSECTION, limits=LIMITS, key=KEY)
+    assert {(h.record_id, h.reference) for h in result.hits} == {(a, refs[b]) for a, b in LISTS.overlap}
+    counted = run_in_memory(LISTS.b, LISTS.a, Mode.CARDINALITY, limits=LIMITS, key=KEY)
+    assert counted.hit_records == len(LISTS.overlap)
+    assert counted.hits == ()
