@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,6 +59,23 @@ def _remote(exc: grpc.RpcError) -> RemoteError:
     code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
     details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
     return RemoteError(code.name, details or "no details")
+
+
+def wait_for_node(target: str, tls: ClientTls, *, seconds: float = 60.0,
+                  alive: Callable[[], bool] = lambda: True) -> None:
+    """Block until the node at `target` answers GetParameters; raise RemoteError after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while True:
+        if not alive():
+            raise RemoteError("UNAVAILABLE", f"the node at {target} is not running")
+        try:
+            with MatchClient(target, tls) as client:
+                client.parameters()
+                return
+        except RemoteError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class MatchClient:

@@ -13,15 +13,13 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from client.api import ClientTls, MatchClient
+from client.api import ClientTls, wait_for_node
 from client.cli import HIT_COLUMNS
-from psi.errors import RemoteError
 from psi.record_parsing import format_csv, format_jsonl
 from psi.synthetic import make_lists
 from server.config import render_config
@@ -40,20 +38,6 @@ def free_port() -> int:
 def run(*args: str) -> str:
     done = subprocess.run([*PSI, *args], check=True, capture_output=True, text=True)
     return done.stdout.strip()
-
-
-def wait_ready(port: int, tls: ClientTls, proc: subprocess.Popen[bytes], seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"node on port {port} exited with code {proc.returncode}")
-        try:
-            with MatchClient(f"127.0.0.1:{port}", tls) as client:
-                client.parameters()
-                return
-        except RemoteError:
-            time.sleep(0.2)
-    raise SystemExit(f"node on port {port} did not become ready in {seconds} s")
 
 
 def show_hits(path: Path, title: str, limit: int = 5) -> set[tuple[str, str]]:
@@ -94,8 +78,8 @@ def main() -> int:
              for node in ports}
     try:
         for node, port in ports.items():
-            wait_ready(port, ClientTls(WORK / "pki/ca.pem", WORK / f"pki/{node}.pem",
-                                       WORK / f"pki/{node}.key"), procs[node])
+            tls = ClientTls(WORK / "pki/ca.pem", WORK / f"pki/{node}.pem", WORK / f"pki/{node}.key")
+            wait_for_node(f"127.0.0.1:{port}", tls, alive=lambda p=procs[node]: p.poll() is None)
             console.print(f"{node} is serving on 127.0.0.1:{port}")
         reference = {r.record_id: r.reference for r in (*lists.a, *lists.b)}
         expected = {

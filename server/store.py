@@ -70,6 +70,16 @@ def compute_entries(key: ServerKey, profile: Profile, records: Sequence[Record],
     return out
 
 
+def _insert_entries(db: sqlite3.Connection, epoch: int, entries: list[tuple[str, ServerEntry]]) -> None:
+    """Write entries and bump the list version (inside the caller's transaction)."""
+    db.executemany(
+        "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
+        [(rid, epoch, e.rule_id, e.tag_material, e.cardinality_material, e.sealed_label)
+         for rid, e in entries],
+    )
+    db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
+
+
 class Store:
     """One node's SQLite store. Safe to open from the server and the import command at once."""
 
@@ -116,12 +126,7 @@ class Store:
                 "INSERT INTO records VALUES (?, ?) ON CONFLICT(record_id) DO UPDATE SET data=excluded.data",
                 [(r.record_id, record_to_json(r)) for r in records],
             )
-            db.executemany(
-                "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                [(rid, key.epoch, e.rule_id, e.tag_material, e.cardinality_material, e.sealed_label)
-                 for rid, e in entries],
-            )
-            db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
+            _insert_entries(db, key.epoch, entries)
         return len(entries)
 
     def refresh_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> int:
@@ -139,12 +144,7 @@ class Store:
             return 0
         with self._transaction() as db:
             db.execute("DELETE FROM entries WHERE epoch<>?", (key.epoch,))
-            db.executemany(
-                "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-                [(rid, key.epoch, e.rule_id, e.tag_material, e.cardinality_material, e.sealed_label)
-                 for rid, e in entries],
-            )
-            db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
+            _insert_entries(db, key.epoch, entries)
         return len(records)
 
     def entries(self, epoch: int) -> tuple[int, list[bytes], list[bytes], list[bytes]]:

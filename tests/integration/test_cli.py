@@ -8,14 +8,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from client.api import ClientTls, MatchClient
+from client.api import ClientTls, wait_for_node
 from client.cli import HIT_COLUMNS, main
-from psi.errors import RemoteError
 from psi.record_parsing import format_csv, format_jsonl
 from psi.synthetic import make_lists
 from server.config import load_config, render_config
@@ -43,19 +41,6 @@ def _setup(tmp: Path) -> dict[str, Path]:
     return {"a": tmp / "agency-a.toml", "b": tmp / "agency-b.toml", "port": Path(str(port))}
 
 
-def _wait_ready(port: int, tls: ClientTls, proc: subprocess.Popen[str]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        try:
-            with MatchClient(f"127.0.0.1:{port}", tls) as client:
-                client.parameters()
-                return
-        except RemoteError:
-            time.sleep(0.2)
-    pytest.fail("node did not become ready")
-
-
 def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     paths = _setup(tmp_path)
     assert main(["watchlist", "import", str(tmp_path / "b.jsonl"), "--config", str(paths["b"]),
@@ -67,7 +52,8 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         pki = tmp_path / "pki"
-        _wait_ready(port, ClientTls(pki / "ca.pem", pki / "agency-a.pem", pki / "agency-a.key"), proc)
+        tls = ClientTls(pki / "ca.pem", pki / "agency-a.pem", pki / "agency-a.key")
+        wait_for_node(f"127.0.0.1:{port}", tls, alive=lambda: proc.poll() is None)
         out = tmp_path / "hits.csv"
         code = main(["match", "--server", f"127.0.0.1:{port}", "--input", str(tmp_path / "a.csv"),
                      "--out", str(out), "--config", str(paths["a"]), "--purpose", "test",
