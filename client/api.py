@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from types import TracebackType
 import grpc
 
 from psi.client_query import CardinalityQuery, IntersectionQuery, MatchResult
-from psi.errors import InputError, MalformedMessageError, RemoteError, StaleStateError
+from psi.errors import InputError, MalformedMessageError, PsiError, RemoteError, StaleStateError
 from psi.messages import EvaluatedBatch, Finish, Mode, Parameters, Progress, SessionAccepted
 from psi.profiles import EXACT_PROFILE, Profile
 from psi.records import Record
@@ -30,6 +31,8 @@ from psi.tagset import TagIndex
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
+from server.audit import events
+from server.audit.log import AuditLog
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 _RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
@@ -89,6 +92,7 @@ class MatchClient:
         self._channel = grpc.secure_channel(target, tls.credentials(), options=options)
         self._stub = pb_grpc.MatchingStub(self._channel)
         self._timeout = timeout
+        self._target = target
 
     def __enter__(self) -> MatchClient:
         return self
@@ -143,19 +147,38 @@ class MatchClient:
 
     def match(self, records: Sequence[Record], *, purpose: str, case_reference: str,
               operator: str = "", mode: Mode = Mode.INTERSECTION, profile: Profile = EXACT_PROFILE,
-              list_id: str = "", progress: ProgressCallback | None = None) -> MatchResult:
-        """Run one private match of `records` against the partner's list."""
-        params = self.parameters(list_id)
-        query_type = IntersectionQuery if mode is Mode.INTERSECTION else CardinalityQuery
-        query = query_type(params, profile, records, purpose=purpose,
-                           case_reference=case_reference, operator=operator)
-        if query.total_elements == 0:
-            return MatchResult(mode, len(records), 0, 0)
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            tags_future = pool.submit(self.fetch_tags, params, mode, progress)
-            self._evaluate(query, progress)
-            index = tags_future.result()
-        return query.result(index)
+              list_id: str = "", progress: ProgressCallback | None = None,
+              audit: AuditLog | None = None) -> MatchResult:
+        """Run one private match of `records` against the partner's list.
+
+        With `audit`, the query (or its refusal) is logged before the result is returned.
+        """
+        request_id = uuid.uuid4().hex
+        params: Parameters | None = None
+        try:
+            params = self.parameters(list_id)
+            query_type = IntersectionQuery if mode is Mode.INTERSECTION else CardinalityQuery
+            query = query_type(params, profile, records, purpose=purpose, case_reference=case_reference,
+                               operator=operator, request_id=request_id)
+            if query.total_elements == 0:
+                result = MatchResult(mode, len(records), 0, 0)
+            else:
+                with ThreadPoolExecutor(max_workers=1) as pool:
+                    tags_future = pool.submit(self.fetch_tags, params, mode, progress)
+                    self._evaluate(query, progress)
+                    index = tags_future.result()
+                result = query.result(index)
+        except PsiError as exc:
+            if audit:
+                status = exc.status if isinstance(exc, RemoteError) else type(exc).__name__
+                audit.append(events.query_failed(
+                    params.node_id if params else self._target, purpose=purpose, case=case_reference,
+                    operator=operator, request_id=request_id, mode=mode, status=status, message=str(exc)))
+            raise
+        if audit:
+            audit.append(events.query_made(params.node_id, params, result, purpose=purpose,
+                                           case=case_reference, operator=operator, request_id=request_id))
+        return result
 
     def _evaluate(self, query: IntersectionQuery | CardinalityQuery,
                   progress: ProgressCallback | None) -> None:

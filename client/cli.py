@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import getpass
 import logging
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -21,15 +22,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from client.api import ClientTls, MatchClient, ProgressCallback
+from client.audit_cli import add_audit_commands
 from client.record_files import read_records
 from psi.client_query import MatchResult
 from psi.errors import PsiError
 from psi.messages import Mode
 from psi.profiles import PROFILES
 from server.app import serve
-from server.config import load_config
+from server.config import load_config, open_audit_log
 from server.pki import init_pki
-from server.watchlist import import_records
+from server.watchlist import erase_records, import_records
 
 console = Console(stderr=True)
 
@@ -76,9 +78,18 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     records = read_records(args.file, args.format, require_reference=True)
     with progress_bar(not args.quiet) as update:
-        report = import_records(config, records, _store_progress("import", update))
-    print(f"imported {report.records} records ({report.match_keys} match keys); "
+        report = import_records(config, records, args.operator, _store_progress("import", update))
+    print(f"imported {report.records} records ({report.added} new, {report.updated} updated; "
+          f"{report.match_keys} match keys); "
           f"list '{config.list_id}' now holds {report.list_size} records, version {report.list_version}")
+    return 0
+
+
+def cmd_watchlist_erase(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    erased = erase_records(config, args.ids, args.operator)
+    missing = sorted(set(args.ids) - set(erased))
+    print(f"erased {len(erased)} records" + (f"; not on the list: {', '.join(missing)}" if missing else ""))
     return 0
 
 
@@ -100,9 +111,11 @@ def summary_line(result: MatchResult) -> str:
 
 
 def cmd_match(args: argparse.Namespace) -> int:
+    audit = None
     if args.config:
         config = load_config(args.config)
         tls, profile = ClientTls(config.tls.ca, config.tls.cert, config.tls.key), config.profile
+        audit = open_audit_log(config)
     elif args.ca and args.cert and args.key:
         tls, profile = ClientTls(args.ca, args.cert, args.key), PROFILES[args.profile]
     else:
@@ -111,9 +124,13 @@ def cmd_match(args: argparse.Namespace) -> int:
     mode = Mode(args.mode)
     with MatchClient(args.server, tls, server_name=args.server_name) as client, \
             progress_bar(not args.quiet) as update:
-        result = client.match(records, purpose=args.purpose, case_reference=args.case,
-                              operator=args.operator, mode=mode, profile=profile,
-                              list_id=args.list, progress=update)
+        try:
+            result = client.match(records, purpose=args.purpose, case_reference=args.case,
+                                  operator=args.operator, mode=mode, profile=profile,
+                                  list_id=args.list, progress=update, audit=audit)
+        finally:
+            if audit:
+                audit.close()
     if mode is Mode.INTERSECTION:
         write_hits(args.out, result)
     print(summary_line(result))
@@ -140,8 +157,14 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path)
     imp.add_argument("--config", type=Path, required=True)
     imp.add_argument("--format", choices=("csv", "jsonl"))
+    imp.add_argument("--operator", default=getpass.getuser(), help="who imports (for the audit log)")
     imp.add_argument("--quiet", action="store_true")
     imp.set_defaults(func=cmd_watchlist_import)
+    erase = wl.add_parser("erase", help="remove records by id")
+    erase.add_argument("ids", nargs="+")
+    erase.add_argument("--config", type=Path, required=True)
+    erase.add_argument("--operator", default=getpass.getuser(), help="who erases (for the audit log)")
+    erase.set_defaults(func=cmd_watchlist_erase)
 
     match = sub.add_parser("match", help="privately match a file against a partner node")
     match.add_argument("--server", required=True, help="HOST:PORT of the partner node")
@@ -149,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--out", type=Path, default=Path("hits.csv"))
     match.add_argument("--purpose", required=True, help="legal basis of the request")
     match.add_argument("--case", required=True, help="case reference")
-    match.add_argument("--operator", default="", help="the officer starting the request")
+    match.add_argument("--operator", default=getpass.getuser(), help="the officer starting the request")
     match.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.INTERSECTION.value)
     match.add_argument("--config", type=Path, help="this node's config (TLS files and profile)")
     match.add_argument("--ca", type=Path)
@@ -162,6 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--format", choices=("csv", "jsonl"))
     match.add_argument("--quiet", action="store_true")
     match.set_defaults(func=cmd_match)
+
+    add_audit_commands(sub)
     return parser
 
 

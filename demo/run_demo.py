@@ -73,6 +73,7 @@ def main() -> int:
         console.print(f"{node}: " + run("watchlist", "import", str(files[node]), "--config", str(config),
                                           "--quiet"))
     console.rule("3. start both nodes (mutual TLS, 127.0.0.1)")
+    ok = True
     procs = {node: subprocess.Popen([*PSI, "serve", "--config", str(configs[node]), "--quiet"],
                                     stdout=subprocess.DEVNULL, stderr=(WORK / f"{node}.log").open("w"))
              for node in ports}
@@ -86,7 +87,6 @@ def main() -> int:
             "agency-a": {(a, reference[b]) for a, b in lists.overlap},
             "agency-b": {(b, reference[a]) for a, b in lists.overlap},
         }
-        ok = True
         for me, partner in (("agency-a", "agency-b"), ("agency-b", "agency-a")):
             console.rule(f"4. {me} matches its list against {partner}")
             out = WORK / f"hits-{me}.csv"
@@ -100,7 +100,6 @@ def main() -> int:
             console.print(f"hits equal the {len(expected[me])} known overlapping persons: "
                           f"{'[green]yes[/green]' if correct else '[red]NO[/red]'}")
         console.rule(f"5. {'all results correct' if ok else 'results differ from the known overlap'}")
-        return 0 if ok else 1
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -110,6 +109,24 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 proc.kill()
             console.print(f"{node} stopped (exit code {proc.returncode})")
+    return 0 if ok and show_audit(list(ports)) else 1
+
+
+def show_audit(nodes: list[str]) -> bool:
+    """What each node's data-protection officer sees: verification and a short report."""
+    intact = True
+    for node in nodes:
+        console.rule(f"6. audit log of {node}, as its data-protection officer checks it")
+        log, key = WORK / f"data-{node}/audit.log", WORK / f"data-{node}/audit-signing.pub.pem"
+        verify = subprocess.run([*PSI, "audit", "verify", str(log), "--public-key", str(key)],
+                                capture_output=True, text=True, check=False)
+        console.print(verify.stdout.strip(), highlight=False)
+        intact &= verify.returncode == 0
+        console.print(run("audit", "report", str(log), "--public-key", str(key), "--by", "partner"))
+        page = WORK / f"audit-report-{node}.html"
+        run("audit", "report", str(log), "--public-key", str(key), "--format", "html", "--out", str(page))
+        console.print(f"HTML report with a timeline chart: {page}")
+    return intact
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ Blinds and PRF outputs stay in these objects and are never serialised.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -66,7 +67,7 @@ class _Query:
     mode: Mode
 
     def __init__(self, params: Parameters, profile: Profile, records: Sequence[Record],
-                 purpose: str, case_reference: str, operator: str) -> None:
+                 purpose: str, case_reference: str, operator: str, request_id: str) -> None:
         check_parameters(params, profile, self.mode)
         self.params = params
         self.profile = profile
@@ -74,6 +75,7 @@ class _Query:
         self._purpose = purpose
         self._case_reference = case_reference
         self._operator = operator
+        self.request_id = request_id or uuid.uuid4().hex
 
     @property
     def total_elements(self) -> int:
@@ -87,7 +89,7 @@ class _Query:
         p = self.params
         return SessionStart(p.list_id, self.mode, p.key_epoch, self.profile.profile_id,
                             self.profile.definition_hash, self.total_elements, self.group_size,
-                            self._purpose, self._case_reference, self._operator)
+                            self._purpose, self._case_reference, self._operator, self.request_id)
 
 
 class IntersectionQuery(_Query):
@@ -96,8 +98,8 @@ class IntersectionQuery(_Query):
     mode = Mode.INTERSECTION
 
     def __init__(self, params: Parameters, profile: Profile, records: Sequence[Record], *,
-                 purpose: str, case_reference: str, operator: str = "") -> None:
-        super().__init__(params, profile, records, purpose, case_reference, operator)
+                 purpose: str, case_reference: str, operator: str = "", request_id: str = "") -> None:
+        super().__init__(params, profile, records, purpose, case_reference, operator, request_id)
         self._items = [(i, k) for i, r in enumerate(self.records) for k in profile.match_keys(r)]
         self._batch_size = params.limits.max_batch_size
         self._pending: dict[int, list[bytes]] = {}
@@ -167,8 +169,8 @@ class CardinalityQuery(_Query):
     mode = Mode.CARDINALITY
 
     def __init__(self, params: Parameters, profile: Profile, records: Sequence[Record], *,
-                 purpose: str, case_reference: str, operator: str = "") -> None:
-        super().__init__(params, profile, records, purpose, case_reference, operator)
+                 purpose: str, case_reference: str, operator: str = "", request_id: str = "") -> None:
+        super().__init__(params, profile, records, purpose, case_reference, operator, request_id)
         keyed = [profile.match_keys(r) for r in self.records]
         self._group_size = max([1, *map(len, keyed)])
         if self._group_size > params.limits.max_batch_size:

@@ -12,6 +12,7 @@
     ├── NotFoundError            an unknown list, session or file
     ├── CryptoError              a primitive refused its input (never says why to the peer)
     ├── ConfigurationError       the node's own configuration or key material is unusable
+    ├── AuditError               an audit entry could not be written durably (fail closed)
     └── RemoteError              the partner refused a call (carries the gRPC status name)
 
 The server maps these to gRPC status codes in one place (`server.status_codes`);
@@ -87,3 +88,7 @@ class RemoteError(PsiError):
         super().__init__(f"{status}: {details}")
         self.status = status
         self.details = details
+
+
+class AuditError(PsiError):
+    """An audit record could not be written durably; nothing may be disclosed."""

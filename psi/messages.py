@@ -53,6 +53,7 @@ class SessionStart:
     purpose: str
     case_reference: str
     operator: str = ""
+    request_id: str = ""
 
 
 @dataclass(frozen=True)

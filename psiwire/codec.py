@@ -82,7 +82,7 @@ def client_message_to_pb(msg: ClientMessage) -> pb.EvaluateRequest:
             list_id=msg.list_id, mode=mode_to_pb(msg.mode), key_epoch=msg.key_epoch,
             profile_id=msg.profile_id, profile_hash=msg.profile_hash,
             total_elements=msg.total_elements, group_size=msg.group_size, purpose=msg.purpose,
-            case_reference=msg.case_reference, operator=msg.operator,
+            case_reference=msg.case_reference, operator=msg.operator, request_id=msg.request_id,
         ))
     if isinstance(msg, BlindedBatch):
         return pb.EvaluateRequest(batch=pb.BlindedBatch(index=msg.index, elements=msg.elements))
@@ -95,7 +95,7 @@ def client_message_from_pb(m: pb.EvaluateRequest) -> ClientMessage:
         s = m.start
         return SessionStart(s.list_id, mode_from_pb(s.mode), s.key_epoch, s.profile_id,
                             s.profile_hash, s.total_elements, s.group_size, s.purpose,
-                            s.case_reference, s.operator)
+                            s.case_reference, s.operator, s.request_id)
     if step == "batch":
         return BlindedBatch(m.batch.index, m.batch.elements)
     if step == "finish":

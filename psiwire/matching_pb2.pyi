@@ -95,7 +95,7 @@ class TagChunk(_message.Message):
     def __init__(self, key_epoch: _Optional[int] = ..., list_version: _Optional[int] = ..., offset: _Optional[int] = ..., total: _Optional[int] = ..., tags: _Optional[bytes] = ..., labels: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SessionStart(_message.Message):
-    __slots__ = ("list_id", "mode", "key_epoch", "profile_id", "profile_hash", "total_elements", "group_size", "purpose", "case_reference", "operator")
+    __slots__ = ("list_id", "mode", "key_epoch", "profile_id", "profile_hash", "total_elements", "group_size", "purpose", "case_reference", "operator", "request_id")
     LIST_ID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     KEY_EPOCH_FIELD_NUMBER: _ClassVar[int]
@@ -106,6 +106,7 @@ class SessionStart(_message.Message):
     PURPOSE_FIELD_NUMBER: _ClassVar[int]
     CASE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
     OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     list_id: str
     mode: Mode
     key_epoch: int
@@ -116,7 +117,8 @@ class SessionStart(_message.Message):
     purpose: str
     case_reference: str
     operator: str
-    def __init__(self, list_id: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., key_epoch: _Optional[int] = ..., profile_id: _Optional[str] = ..., profile_hash: _Optional[bytes] = ..., total_elements: _Optional[int] = ..., group_size: _Optional[int] = ..., purpose: _Optional[str] = ..., case_reference: _Optional[str] = ..., operator: _Optional[str] = ...) -> None: ...
+    request_id: str
+    def __init__(self, list_id: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., key_epoch: _Optional[int] = ..., profile_id: _Optional[str] = ..., profile_hash: _Optional[bytes] = ..., total_elements: _Optional[int] = ..., group_size: _Optional[int] = ..., purpose: _Optional[str] = ..., case_reference: _Optional[str] = ..., operator: _Optional[str] = ..., request_id: _Optional[str] = ...) -> None: ...
 
 class BlindedBatch(_message.Message):
     __slots__ = ("index", "elements")

@@ -15,7 +15,7 @@ from grpc_reflection.v1alpha import reflection
 from psi.errors import ConfigurationError
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
-from server.config import NodeConfig, TlsConfig
+from server.config import NodeConfig, TlsConfig, open_audit_log
 from server.keys import load_or_create_key
 from server.node import Node
 from server.service import MatchingService
@@ -69,7 +69,8 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 16)
 
 def open_node(config: NodeConfig, progress: Progress | None = None) -> Node:
     """Open the store and key, and bring the tag cache to the current epoch."""
-    node = Node(config, load_or_create_key(config.key_path), Store(config.store_path))
+    node = Node(config, load_or_create_key(config.key_path), Store(config.store_path),
+                open_audit_log(config))
     node.prepare(progress)
     return node
 
@@ -86,5 +87,5 @@ def serve(config: NodeConfig, progress: Progress | None = None) -> None:
     print(f"node {config.node_id} listening on {config.listen} (port {port})", flush=True)
     stop.wait()
     server.stop(grace=5).wait()
-    node.store.close()
+    node.close()
     print(f"node {config.node_id} stopped", flush=True)

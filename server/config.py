@@ -15,6 +15,9 @@
     [limits]                        # optional; defaults in psi.messages.Limits
     max_batch_size = 4096
 
+    [audit]                         # optional
+    checkpoint_every = 100          # sign a checkpoint after this many entries (and at shutdown)
+
 Relative paths are resolved against the config file's folder.
 """
 
@@ -28,6 +31,8 @@ from typing import Any
 from psi.errors import ConfigurationError
 from psi.messages import Limits
 from psi.profiles import PROFILES, Profile
+from server.audit.log import AuditLog
+from server.keys import load_or_create_signing_key
 
 
 @dataclass(frozen=True)
@@ -46,6 +51,7 @@ class NodeConfig:
     profile: Profile
     tls: TlsConfig
     limits: Limits
+    checkpoint_every: int = 100
 
     @property
     def store_path(self) -> Path:
@@ -54,6 +60,14 @@ class NodeConfig:
     @property
     def key_path(self) -> Path:
         return self.data_dir / "oprf.key"
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.data_dir / "audit.log"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.data_dir / "audit-signing.pem"
 
 
 def _section(doc: dict[str, Any], name: str) -> dict[str, Any]:
@@ -89,6 +103,10 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigurationError(f"[limits] may only set {sorted(known)}")
     if not all(isinstance(v, int) and v > 0 for v in limits_doc.values()):
         raise ConfigurationError("[limits] values must be positive integers")
+    audit = doc.get("audit", {})
+    every = audit.get("checkpoint_every", 100) if isinstance(audit, dict) else None
+    if not isinstance(every, int) or every < 1 or set(audit) - {"checkpoint_every"}:
+        raise ConfigurationError("[audit] may only set checkpoint_every, a positive integer")
     return NodeConfig(
         node_id=_string(node, "id", "node"),
         listen=_string(node, "listen", "node", "127.0.0.1:50051"),
@@ -97,14 +115,22 @@ def load_config(path: Path) -> NodeConfig:
         profile=PROFILES[profile_id],
         tls=TlsConfig(*(base / _string(tls, k, "tls") for k in ("ca", "cert", "key"))),
         limits=Limits(**limits_doc),
+        checkpoint_every=every,
     )
 
 
 def render_config(node_id: str, listen: str, data_dir: str, ca: str, cert: str, key: str,
-                  list_id: str = "wanted-persons", profile: str = "exact/1") -> str:
+                  list_id: str = "wanted-persons", profile: str = "exact/1", checkpoint_every: int = 100) -> str:
     """A config file's text, as `psi pki init` writes it for each node."""
     return (
         f'[node]\nid = "{node_id}"\nlisten = "{listen}"\ndata_dir = "{data_dir}"\n'
         f'list_id = "{list_id}"\nprofile = "{profile}"\n\n'
-        f'[tls]\nca = "{ca}"\ncert = "{cert}"\nkey = "{key}"\n'
+        f'[tls]\nca = "{ca}"\ncert = "{cert}"\nkey = "{key}"\n\n'
+        f"[audit]\ncheckpoint_every = {checkpoint_every}\n"
     )
+
+
+def open_audit_log(config: NodeConfig) -> AuditLog:
+    """The node's audit log, signed with its audit key (created on first use)."""
+    return AuditLog(config.audit_log_path, config.node_id, load_or_create_signing_key(config.signing_key_path),
+                    checkpoint_every=config.checkpoint_every)

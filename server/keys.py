@@ -1,4 +1,4 @@
-"""The node's OPRF key: a file only the service account may read."""
+"""The node's secret keys (OPRF key, audit signing key): files only the service account may read."""
 
 from __future__ import annotations
 
@@ -8,8 +8,11 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
+from Crypto.PublicKey import ECC
+
 from psi import group, oprf
 from psi.errors import ConfigurationError
+from server.audit.chain import Signer
 
 
 @dataclass(frozen=True)
@@ -33,12 +36,7 @@ def load_or_create_key(path: Path) -> ServerKey:
     """Load the key, or create epoch 1 with mode 0600 if there is none."""
     if not path.exists():
         key = ServerKey(1, oprf.generate_key())
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            json.dump({"epoch": key.epoch, "key": key.secret.hex()}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _create_private(path, json.dumps({"epoch": key.epoch, "key": key.secret.hex()}))
         return key
     _check_permissions(path)
     try:
@@ -51,3 +49,31 @@ def load_or_create_key(path: Path) -> ServerKey:
             or key.epoch < 1:
         raise ConfigurationError(f"key file {path} does not hold a valid key")
     return key
+
+
+def _create_private(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def public_key_path(signing_key: Path) -> Path:
+    return signing_key.with_name(signing_key.stem + ".pub.pem")
+
+
+def load_or_create_signing_key(path: Path) -> Signer:
+    """The node's Ed25519 audit signing key (0600); its public half is written beside it."""
+    if not path.exists():
+        key = ECC.generate(curve="Ed25519")
+        _create_private(path, str(key.export_key(format="PEM")))
+        signer = Signer(key)
+        public_key_path(path).write_text(signer.public_pem())
+        return signer
+    _check_permissions(path)
+    try:
+        return Signer(ECC.import_key(path.read_text()))
+    except ValueError:
+        raise ConfigurationError(f"{path} does not hold an Ed25519 private key") from None

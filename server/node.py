@@ -7,6 +7,7 @@ import threading
 from psi import oprf, tags
 from psi.messages import Mode, Parameters
 from psi.tagset import TagSnapshot, build_snapshot
+from server.audit.log import AuditLog
 from server.config import NodeConfig
 from server.keys import ServerKey
 from server.store import Progress, Store
@@ -15,10 +16,11 @@ from server.store import Progress, Store
 class Node:
     """Serves parameters and snapshots; rebuilds the snapshot only when the list changed."""
 
-    def __init__(self, config: NodeConfig, key: ServerKey, store: Store) -> None:
+    def __init__(self, config: NodeConfig, key: ServerKey, store: Store, audit: AuditLog) -> None:
         self.config = config
         self.key = key
         self.store = store
+        self.audit = audit
         self._lock = threading.Lock()
         self._snapshot: TagSnapshot | None = None
 
@@ -36,6 +38,11 @@ class Node:
                 current = build_snapshot(self.key.epoch, version, length, materials, labels, cmaterials)
                 self._snapshot = current
             return current
+
+    def close(self) -> None:
+        """Sign the audit log's head and close the store."""
+        self.audit.close()
+        self.store.close()
 
     def parameters(self) -> Parameters:
         snap = self.snapshot()

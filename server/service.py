@@ -1,10 +1,14 @@
-"""The Matching servicer: decode, call the core, encode. Nothing else."""
+"""The Matching servicer: decode, call the core, encode, and audit what it discloses.
+
+Each disclosure (tags, evaluations) happens only after its audit entry is on
+disk; each refusal is audited before the caller hears of it.
+"""
 
 from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import grpc
 
@@ -14,6 +18,7 @@ from psi.server_session import ServerSession
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
+from server.audit import events
 from server.node import Node
 from server.status_codes import grpc_errors
 
@@ -34,15 +39,24 @@ class MatchingService(pb_grpc.MatchingServicer):
         if list_id and list_id != self._node.config.list_id:
             raise NotFoundError(f"no list '{list_id}' on this node; it serves '{self._node.config.list_id}'")
 
+    def _refusal(self, context: grpc.ServicerContext, rpc: str, session: ServerSession | None = None,
+                 requested: list[SessionStart] | None = None) -> Callable[[grpc.StatusCode, str], None]:
+        """Audits a refusal, with what the partner asked for when a session start arrived."""
+        def record(code: grpc.StatusCode, message: str) -> None:
+            start = requested[-1] if requested else None
+            self._node.audit.append(events.refused(peer_identity(context), rpc, code.name, message, start,
+                                                   session.session_id if session else ""))
+        return record
+
     def GetParameters(self, request: pb.GetParametersRequest, context: grpc.ServicerContext) -> pb.Parameters:
-        with grpc_errors(context):
+        with grpc_errors(context, self._refusal(context, "GetParameters")):
             self._check_list(request.list_id)
             return codec.parameters_to_pb(self._node.parameters())
         raise AssertionError("unreachable")
 
     def StreamTags(self, request: pb.StreamTagsRequest,
                    context: grpc.ServicerContext) -> Iterator[pb.TagChunk]:
-        with grpc_errors(context):
+        with grpc_errors(context, self._refusal(context, "StreamTags")):
             self._check_list(request.list_id)
             mode = codec.mode_from_pb(request.mode)
             snapshot = self._node.snapshot()
@@ -58,20 +72,27 @@ class MatchingService(pb_grpc.MatchingServicer):
                 )
             if request.offset > snapshot.count:
                 raise InputError(f"offset {request.offset} is past the {snapshot.count} tags")
+            self._node.audit.append(events.tags_served(peer_identity(context), mode, self._node.parameters(),
+                                                       request.offset))
             chunk_size = self._node.config.limits.tag_chunk_size
             for chunk in snapshot.chunks(mode, request.offset, chunk_size):
                 yield codec.tag_chunk_to_pb(chunk)
 
     def Evaluate(self, request_iterator: Iterator[pb.EvaluateRequest],
                  context: grpc.ServicerContext) -> Iterator[pb.EvaluateResponse]:
-        with grpc_errors(context):
-            session = ServerSession(self._node.key.secret, self._node.parameters(), uuid.uuid4().hex)
-            partner = peer_identity(context)
+        params = self._node.parameters()
+        session = ServerSession(self._node.key.secret, params, uuid.uuid4().hex)
+        partner = peer_identity(context)
+        requested: list[SessionStart] = []
+        with grpc_errors(context, self._refusal(context, "Evaluate", session, requested)):
             for request in request_iterator:
                 msg = codec.client_message_from_pb(request)
                 if isinstance(msg, SessionStart):
+                    requested.append(msg)
                     self._check_list(msg.list_id)
-                    yield codec.server_message_to_pb(session.start(msg))
+                    accepted = session.start(msg)
+                    self._node.audit.append(events.query_served(partner, msg, params, session.session_id))
+                    yield codec.server_message_to_pb(accepted)
                     log.info("session %s from %s: %s, %d elements", session.session_id, partner,
                              msg.mode.value, msg.total_elements)
                 elif isinstance(msg, BlindedBatch):

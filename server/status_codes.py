@@ -7,13 +7,14 @@ secret material; anything unexpected becomes INTERNAL with no details.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import NoReturn
 
 import grpc
 
 from psi.errors import (
+    AuditError,
     ConfigurationError,
     CryptoError,
     InputError,
@@ -39,6 +40,7 @@ STATUS_BY_ERROR: tuple[tuple[type[PsiError], grpc.StatusCode], ...] = (
     (NotFoundError, grpc.StatusCode.NOT_FOUND),
     (CryptoError, grpc.StatusCode.INTERNAL),
     (ConfigurationError, grpc.StatusCode.UNAVAILABLE),
+    (AuditError, grpc.StatusCode.UNAVAILABLE),
 )
 
 
@@ -54,16 +56,33 @@ def _abort(context: grpc.ServicerContext, code: grpc.StatusCode, message: str) -
     raise AssertionError("unreachable: context.abort raises")
 
 
+Refusal = Callable[[grpc.StatusCode, str], None]
+
+
+def _public(exc: PsiError) -> str:
+    if isinstance(exc, CryptoError | ConfigurationError | AuditError):
+        log.error("request failed: %s", exc)  # details stay local
+        return "the server could not complete the request"
+    return str(exc)
+
+
 @contextmanager
-def grpc_errors(context: grpc.ServicerContext) -> Iterator[None]:
-    """Run a handler body; end the call with the mapped status on any error."""
+def grpc_errors(context: grpc.ServicerContext, on_refused: Refusal | None = None) -> Iterator[None]:
+    """Run a handler body; end the call with the mapped status on any error.
+
+    `on_refused` records the refusal (the audit log) before the caller hears of it;
+    if that fails, the call ends UNAVAILABLE instead.
+    """
     try:
         yield
-    except (CryptoError, ConfigurationError) as exc:
-        log.error("request failed: %s", exc)  # details stay local
-        _abort(context, status_for(exc), "the server could not complete the request")
     except PsiError as exc:
-        _abort(context, status_for(exc), str(exc))
+        code, message = status_for(exc), _public(exc)
+        if on_refused:
+            try:
+                on_refused(code, message)
+            except AuditError as audit_exc:
+                code, message = status_for(audit_exc), _public(audit_exc)
+        _abort(context, code, message)
     except Exception:
         if context.code() is not None:  # already aborted by gRPC itself
             raise

@@ -39,6 +39,9 @@ INSERT OR IGNORE INTO meta VALUES ('list_version', 0);
 """
 
 Progress = Callable[[int, int], None]
+# Called inside the transaction, just before COMMIT, with (added, updated):
+# the audit entry is written first, and if it cannot be, nothing changes.
+BeforeCommit = Callable[[int, int], None]
 
 
 def record_to_json(record: Record) -> str:
@@ -117,17 +120,33 @@ class Store:
         return [record_from_json(r[0]) for r in rows]
 
     def upsert(self, records: Sequence[Record], key: ServerKey, profile: Profile,
-               progress: Progress | None = None) -> int:
+               progress: Progress | None = None, before_commit: BeforeCommit | None = None) -> int:
         """Insert or update records with their entries for the key's epoch, all at once."""
         entries = compute_entries(key, profile, records, progress)
         with self._transaction() as db:
+            existing = {row[0] for row in db.execute("SELECT record_id FROM records")}
+            updated = sum(1 for r in records if r.record_id in existing)
             db.executemany("DELETE FROM entries WHERE record_id=?", [(r.record_id,) for r in records])
             db.executemany(
                 "INSERT INTO records VALUES (?, ?) ON CONFLICT(record_id) DO UPDATE SET data=excluded.data",
                 [(r.record_id, record_to_json(r)) for r in records],
             )
             _insert_entries(db, key.epoch, entries)
+            if before_commit:
+                before_commit(len(records) - updated, updated)
         return len(entries)
+
+    def erase(self, record_ids: Sequence[str],
+              before_commit: Callable[[list[str]], None] | None = None) -> list[str]:
+        """Remove records (and their tags) by id; returns the ids that existed."""
+        with self._transaction() as db:
+            found = [rid for rid in dict.fromkeys(record_ids)
+                     if db.execute("SELECT 1 FROM records WHERE record_id=?", (rid,)).fetchone()]
+            db.executemany("DELETE FROM records WHERE record_id=?", [(rid,) for rid in found])
+            db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
+            if before_commit:
+                before_commit(found)
+        return found
 
     def refresh_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> int:
         """Compute entries for records that lack them in the key's epoch; drop other epochs."""

@@ -56,7 +56,7 @@ def start_node(tmp_path: Path, pki_dir: Path) -> Iterator[Callable[[Sequence[Rec
     def start(records: Sequence[Record], node_id: str = "agency-b") -> LiveNode:
         config = make_config(tmp_path, pki_dir, node_id)
         if records:
-            import_records(config, records)
+            import_records(config, records, "test-operator")
         node = open_node(config)
         server, port = create_server(node, "127.0.0.1:0", max_workers=8)
         server.start()
@@ -67,7 +67,7 @@ def start_node(tmp_path: Path, pki_dir: Path) -> Iterator[Callable[[Sequence[Rec
     yield start
     for live in started:
         live.server.stop(grace=None).wait()
-        live.node.store.close()
+        live.node.close()
 
 
 @pytest.fixture

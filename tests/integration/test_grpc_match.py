@@ -56,7 +56,7 @@ def test_list_updates_are_seen_by_the_next_query(start_node: StartNode, client_f
     live = start_node(LISTS.b[:100])
     client = client_for(live)
     first = client.match(LISTS.a, purpose="p", case_reference="c")
-    import_records(live.config, LISTS.b[100:])
+    import_records(live.config, LISTS.b[100:], "test-operator")
     second = client.match(LISTS.a, purpose="p", case_reference="c")
     assert len(second.hits) == len(LISTS.overlap) >= len(first.hits)
     assert client.parameters().list_size == 250

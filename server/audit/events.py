@@ -1,0 +1,71 @@
+"""The bodies of audit entries: who, why, what and how much, never a raw identifier.
+
+Fields follow the LED (EU 2016/680) Article 25 logging duties: justification
+(purpose, case), date and time (added by the log), who consulted (partner
+from its certificate, operator) and the recipients (partner).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psi.client_query import MatchResult
+from psi.messages import Mode, Parameters, SessionStart
+
+
+def _start_fields(start: SessionStart | None) -> dict[str, Any]:
+    if start is None:
+        return {}
+    return {"purpose": start.purpose, "case": start.case_reference, "operator": start.operator,
+            "mode": start.mode.value, "profile": start.profile_id, "key_epoch": start.key_epoch,
+            "request_id": start.request_id, "client_elements": start.total_elements}
+
+
+def query_served(partner: str, start: SessionStart, params: Parameters, session_id: str) -> dict[str, Any]:
+    """The server disclosed evaluations of a partner's blinded elements (consultation by the partner)."""
+    return {"operation": "query.served", "role": "server", "partner": partner, **_start_fields(start),
+            "suite": params.suite, "list_id": params.list_id, "server_records": params.list_size,
+            "server_tags": params.tag_count, "session_id": session_id, "outcome": "ok", "status": "OK"}
+
+
+def tags_served(partner: str, mode: Mode, params: Parameters, offset: int) -> dict[str, Any]:
+    """The server sent its tag set (and sealed labels in intersection mode) to a partner."""
+    return {"operation": "tags.served", "role": "server", "partner": partner, "mode": mode.value,
+            "suite": params.suite, "profile": params.profile_id, "key_epoch": params.key_epoch,
+            "list_id": params.list_id, "server_records": params.list_size, "server_tags": params.tag_count,
+            "offset": offset, "outcome": "ok", "status": "OK"}
+
+
+def refused(partner: str, rpc: str, status: str, message: str, start: SessionStart | None = None,
+            session_id: str = "") -> dict[str, Any]:
+    return {"operation": "request.refused", "role": "server", "partner": partner, "rpc": rpc,
+            **_start_fields(start), "session_id": session_id, "outcome": "refused", "status": status,
+            "message": message}
+
+
+def query_made(partner: str, params: Parameters, result: MatchResult, *, purpose: str, case: str,
+               operator: str, request_id: str) -> dict[str, Any]:
+    """This node queried a partner; hit ids are this node's own record ids."""
+    return {"operation": "query.made", "role": "client", "partner": partner, "purpose": purpose,
+            "case": case, "operator": operator, "mode": result.mode.value, "suite": params.suite,
+            "profile": params.profile_id, "key_epoch": params.key_epoch, "list_id": params.list_id,
+            "request_id": request_id, "client_records": result.records, "client_elements": result.keys,
+            "server_records": params.list_size, "hits": result.hit_records,
+            "hit_record_ids": sorted({h.record_id for h in result.hits}), "outcome": "ok", "status": "OK"}
+
+
+def query_failed(partner: str, *, purpose: str, case: str, operator: str, request_id: str, mode: Mode,
+                 status: str, message: str) -> dict[str, Any]:
+    return {"operation": "query.made", "role": "client", "partner": partner, "purpose": purpose,
+            "case": case, "operator": operator, "mode": mode.value, "request_id": request_id,
+            "outcome": "refused", "status": status, "message": message}
+
+
+def watchlist_changed(operation: str, operator: str, list_id: str, *, added: int = 0, updated: int = 0,
+                      erased: int = 0, erased_ids: list[str] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"operation": operation, "role": "owner", "operator": operator, "list_id": list_id,
+                            "added": added, "updated": updated, "erased": erased, "outcome": "ok",
+                            "status": "OK"}
+    if erased_ids is not None:
+        body["erased_record_ids"] = sorted(erased_ids)
+    return body
