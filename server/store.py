@@ -137,7 +137,7 @@ class Store:
         return len(entries)
 
     def erase(self, record_ids: Sequence[str],
-              before_commit: Callable[[list[str]], None] | None = None) -> list[str]:
+              before_commit: Callable[[list[str]], object] | None = None) -> list[str]:
         """Remove records (and their tags) by id; returns the ids that existed."""
         with self._transaction() as db:
             found = [rid for rid in dict.fromkeys(record_ids)

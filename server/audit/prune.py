@@ -57,4 +57,4 @@ def _kept(raw: bytes, keep_from: int) -> bool:
     obj = json.loads(raw)
     if obj["kind"] == "entry":
         return bool(obj["seq"] >= keep_from)
-    return obj["kind"] == "checkpoint" and obj["count"] > keep_from
+    return bool(obj["kind"] == "checkpoint" and obj["count"] > keep_from)
