@@ -31,6 +31,7 @@ from psi.profiles import PROFILES
 from server.app import serve
 from server.config import load_config, open_audit_log
 from server.pki import init_pki
+from server.rotation import rotate_key
 from server.watchlist import erase_records, import_records
 
 console = Console(stderr=True)
@@ -90,6 +91,15 @@ def cmd_watchlist_erase(args: argparse.Namespace) -> int:
     erased = erase_records(config, args.ids, args.operator)
     missing = sorted(set(args.ids) - set(erased))
     print(f"erased {len(erased)} records" + (f"; not on the list: {', '.join(missing)}" if missing else ""))
+    return 0
+
+
+def cmd_keys_rotate(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with progress_bar(not args.quiet) as update:
+        rotation = rotate_key(config, args.operator, _store_progress("tags", update))
+    print(f"key epoch {rotation.old_epoch} -> {rotation.new_epoch}: {rotation.tags} tags recomputed, "
+          "the old epoch's tags dropped; partners must fetch the parameters again")
     return 0
 
 
@@ -165,6 +175,13 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--config", type=Path, required=True)
     erase.add_argument("--operator", default=getpass.getuser(), help="who erases (for the audit log)")
     erase.set_defaults(func=cmd_watchlist_erase)
+
+    keys = sub.add_parser("keys", help="the node's OPRF key").add_subparsers(dest="keys", required=True)
+    rotate = keys.add_parser("rotate", help="start a new key epoch (recomputes the tags)")
+    rotate.add_argument("--config", type=Path, required=True)
+    rotate.add_argument("--operator", default=getpass.getuser(), help="who rotates (for the audit log)")
+    rotate.add_argument("--quiet", action="store_true")
+    rotate.set_defaults(func=cmd_keys_rotate)
 
     match = sub.add_parser("match", help="privately match a file against a partner node")
     match.add_argument("--server", required=True, help="HOST:PORT of the partner node")

@@ -67,8 +67,9 @@ def main() -> int:
     console.rule("2. import the watchlists")
     for node, port in ports.items():
         config = WORK / f"{node}.toml"
+        partner = next(p for p in ports if p != node)
         config.write_text(render_config(node, f"127.0.0.1:{port}", f"data-{node}", "pki/ca.pem",
-                                        f"pki/{node}.pem", f"pki/{node}.key"))
+                                        f"pki/{node}.pem", f"pki/{node}.key", partners=(partner,)))
         configs[node] = config
         console.print(f"{node}: " + run("watchlist", "import", str(files[node]), "--config", str(config),
                                           "--quiet"))

@@ -13,6 +13,11 @@
     ├── CryptoError              a primitive refused its input (never says why to the peer)
     ├── ConfigurationError       the node's own configuration or key material is unusable
     ├── AuditError               an audit entry could not be written durably (fail closed)
+    ├── UnauthenticatedError     the certificate names no partner of this node
+    ├── PermissionDeniedError    outside the partner's agreement
+    ├── BudgetExceededError      evaluation budget, rate or concurrent-session limit used up
+    ├── ReplayError              a request id used before
+    ├── IdleTimeoutError         a stream stalled too long
     └── RemoteError              the partner refused a call (carries the gRPC status name)
 
 The server maps these to gRPC status codes in one place (`server.status_codes`);
@@ -92,3 +97,23 @@ class RemoteError(PsiError):
 
 class AuditError(PsiError):
     """An audit record could not be written durably; nothing may be disclosed."""
+
+
+class UnauthenticatedError(PsiError):
+    """The caller's certificate does not name a partner of this node."""
+
+
+class PermissionDeniedError(PsiError):
+    """The request is outside the partner's agreement (list, mode or size)."""
+
+
+class BudgetExceededError(PsiError):
+    """An evaluation budget, rate limit or session limit is used up; the message says when it resets."""
+
+
+class ReplayError(PsiError):
+    """A request id was used before."""
+
+
+class IdleTimeoutError(PsiError):
+    """A stream stalled longer than the node allows."""

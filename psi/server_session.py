@@ -65,6 +65,7 @@ class ServerSession:
     def __init__(self, key: bytes, params: Parameters, session_id: str) -> None:
         self._key = key
         self._params = params
+        self.parameters = params
         self.session_id = session_id
         self._state = _State.AWAIT_START
         self.start_message: SessionStart | None = None
@@ -74,6 +75,10 @@ class ServerSession:
 
     def __repr__(self) -> str:  # never show the key
         return f"ServerSession(id={self.session_id!r}, state={self._state.name}, received={self.received})"
+
+    @property
+    def key_epoch(self) -> int:
+        return self._params.key_epoch
 
     @property
     def mode(self) -> Mode | None:

@@ -16,7 +16,6 @@ from psi.errors import ConfigurationError
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from server.config import NodeConfig, TlsConfig, open_audit_log
-from server.keys import load_or_create_key
 from server.node import Node
 from server.service import MatchingService
 from server.store import Progress, Store
@@ -61,7 +60,11 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 16)
         server,
     )
     bind = address or node.config.listen
-    port = server.add_secure_port(bind, server_credentials(node.config.tls))
+    if node.config.plaintext:  # load_config allows it on loopback addresses only
+        log.warning("serving WITHOUT TLS on %s (plaintext = true): for local experiments only", bind)
+        port = server.add_insecure_port(bind)
+    else:
+        port = server.add_secure_port(bind, server_credentials(node.config.tls))
     if port == 0:
         raise ConfigurationError(f"cannot listen on {bind}")
     return server, port
@@ -69,8 +72,7 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 16)
 
 def open_node(config: NodeConfig, progress: Progress | None = None) -> Node:
     """Open the store and key, and bring the tag cache to the current epoch."""
-    node = Node(config, load_or_create_key(config.key_path), Store(config.store_path),
-                open_audit_log(config))
+    node = Node(config, Store(config.store_path), open_audit_log(config))
     node.prepare(progress)
     return node
 

@@ -15,16 +15,26 @@
     [limits]                        # optional; defaults in psi.messages.Limits
     max_batch_size = 4096
 
+    idle_seconds = 30               # a stream silent this long is closed
+
     [audit]                         # optional
     checkpoint_every = 100          # sign a checkpoint after this many entries (and at shutdown)
+
+    [partners.agency-a]             # one table per partner agency; see server/policy.py
+    lists = ["wanted-persons"]
+    modes = ["intersection", "cardinality"]
+
+Mutual TLS is required. `plaintext = true` under [node] is for local
+experiments only and is refused unless `listen` is a loopback address.
 
 Relative paths are resolved against the config file's folder.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +43,7 @@ from psi.messages import Limits
 from psi.profiles import PROFILES, Profile
 from server.audit.log import AuditLog
 from server.keys import load_or_create_signing_key
+from server.policy import Agreement, parse_agreements
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,9 @@ class NodeConfig:
     tls: TlsConfig
     limits: Limits
     checkpoint_every: int = 100
+    agreements: dict[str, Agreement] = field(default_factory=dict)
+    idle_seconds: int = 30
+    plaintext: bool = False
 
     @property
     def store_path(self) -> Path:
@@ -97,7 +111,10 @@ def load_config(path: Path) -> NodeConfig:
     profile_id = _string(node, "profile", "node", "exact/1")
     if profile_id not in PROFILES:
         raise ConfigurationError(f"[node] profile '{profile_id}' is unknown; known: {sorted(PROFILES)}")
-    limits_doc = doc.get("limits", {})
+    limits_doc = dict(doc.get("limits", {}))
+    idle = limits_doc.pop("idle_seconds", 30)
+    if not isinstance(idle, int) or idle < 1:
+        raise ConfigurationError("[limits] idle_seconds must be a positive integer")
     known = {f.name for f in fields(Limits)}
     if not isinstance(limits_doc, dict) or set(limits_doc) - known:
         raise ConfigurationError(f"[limits] may only set {sorted(known)}")
@@ -107,26 +124,47 @@ def load_config(path: Path) -> NodeConfig:
     every = audit.get("checkpoint_every", 100) if isinstance(audit, dict) else None
     if not isinstance(every, int) or every < 1 or set(audit) - {"checkpoint_every"}:
         raise ConfigurationError("[audit] may only set checkpoint_every, a positive integer")
+    listen = _string(node, "listen", "node", "127.0.0.1:50051")
+    plaintext = node.get("plaintext", False)
+    if plaintext is not False and (plaintext is not True or not is_loopback(listen)):
+        raise ConfigurationError("[node] plaintext = true is only allowed with a loopback listen address "
+                                 "such as 127.0.0.1:PORT; remote partners always need mutual TLS")
     return NodeConfig(
         node_id=_string(node, "id", "node"),
-        listen=_string(node, "listen", "node", "127.0.0.1:50051"),
+        listen=listen,
         data_dir=base / _string(node, "data_dir", "node", "data"),
         list_id=_string(node, "list_id", "node", "wanted-persons"),
         profile=PROFILES[profile_id],
         tls=TlsConfig(*(base / _string(tls, k, "tls") for k in ("ca", "cert", "key"))),
         limits=Limits(**limits_doc),
         checkpoint_every=every,
+        agreements=parse_agreements(doc.get("partners")),
+        idle_seconds=idle,
+        plaintext=plaintext,
     )
 
 
+def is_loopback(listen: str) -> bool:
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def render_config(node_id: str, listen: str, data_dir: str, ca: str, cert: str, key: str,
-                  list_id: str = "wanted-persons", profile: str = "exact/1", checkpoint_every: int = 100) -> str:
-    """A config file's text, as `psi pki init` writes it for each node."""
+                  list_id: str = "wanted-persons", profile: str = "exact/1", checkpoint_every: int = 100,
+                  partners: tuple[str, ...] = ()) -> str:
+    """A config file's text, with a default agreement (both modes) for each partner named."""
+    agreements = "".join(
+        f'\n[partners.{p}]\nlists = ["{list_id}"]\nmodes = ["intersection", "cardinality"]\n' for p in partners)
     return (
         f'[node]\nid = "{node_id}"\nlisten = "{listen}"\ndata_dir = "{data_dir}"\n'
         f'list_id = "{list_id}"\nprofile = "{profile}"\n\n'
         f'[tls]\nca = "{ca}"\ncert = "{cert}"\nkey = "{key}"\n\n'
-        f"[audit]\ncheckpoint_every = {checkpoint_every}\n"
+        f"[audit]\ncheckpoint_every = {checkpoint_every}\n{agreements}"
     )
 
 

@@ -32,11 +32,28 @@ def _check_permissions(path: Path) -> None:
         )
 
 
+def _key_json(key: ServerKey) -> str:
+    return json.dumps({"epoch": key.epoch, "key": key.secret.hex()})
+
+
+def replace_key(path: Path, key: ServerKey) -> None:
+    """Atomically install a new key file (mode 0600) in place of the old one."""
+    tmp = path.with_name(path.name + ".new")
+    tmp.unlink(missing_ok=True)
+    _create_private(tmp, _key_json(key))
+    os.replace(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def load_or_create_key(path: Path) -> ServerKey:
     """Load the key, or create epoch 1 with mode 0600 if there is none."""
     if not path.exists():
         key = ServerKey(1, oprf.generate_key())
-        _create_private(path, json.dumps({"epoch": key.epoch, "key": key.secret.hex()}))
+        _create_private(path, _key_json(key))
         return key
     _check_permissions(path)
     try:

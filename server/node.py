@@ -1,55 +1,93 @@
-"""A node's live state: its key, its store and the current tag snapshot."""
+"""A node's live state: its key, store, policy, audit log and the current tag snapshot."""
 
 from __future__ import annotations
 
+import os
 import threading
 
 from psi import oprf, tags
 from psi.messages import Mode, Parameters
 from psi.tagset import TagSnapshot, build_snapshot
+from server.audit import events
 from server.audit.log import AuditLog
 from server.config import NodeConfig
-from server.keys import ServerKey
+from server.keys import ServerKey, load_or_create_key
+from server.policy import Policy, policy_hash
 from server.store import Progress, Store
 
 
 class Node:
-    """Serves parameters and snapshots; rebuilds the snapshot only when the list changed."""
+    """Serves parameters and snapshots; rebuilds the snapshot only when the list or the key changed.
 
-    def __init__(self, config: NodeConfig, key: ServerKey, store: Store, audit: AuditLog) -> None:
+    `psi keys rotate` replaces the key file while the node runs; the node notices on the next
+    request and moves to the new epoch (its tags were computed before the file was replaced).
+    """
+
+    def __init__(self, config: NodeConfig, store: Store, audit: AuditLog) -> None:
         self.config = config
-        self.key = key
         self.store = store
         self.audit = audit
+        self.policy = Policy(config.agreements)
         self._lock = threading.Lock()
+        self._key_stamp: tuple[int, int] = (-1, -1)
+        self._key: ServerKey | None = None
         self._snapshot: TagSnapshot | None = None
 
     def prepare(self, progress: Progress | None = None) -> None:
-        """Bring the store's entries to the current epoch and build the first snapshot."""
-        self.store.refresh_epoch(self.key, self.config.profile, progress)
+        """Bring the store to the current epoch, log a policy change, build the first snapshot."""
+        key = self.key
+        self.store.refresh_epoch(key, self.config.profile, progress)
+        digest = policy_hash(self.policy.agreements)
+        if self.store.setting("policy_hash") != digest:
+            self.audit.append(events.policy_changed(sorted(self.policy.agreements), digest))
+            self.store.set_setting("policy_hash", digest)
         self.snapshot()
 
-    def snapshot(self) -> TagSnapshot:
+    @property
+    def key(self) -> ServerKey:
+        """The current key, reloaded if the key file was replaced (a rotation)."""
         with self._lock:
-            current = self._snapshot
-            if current is None or current.list_version != self.store.list_version:
-                version, materials, labels, cmaterials = self.store.entries(self.key.epoch)
+            return self._current_key()
+
+    def _current_key(self) -> ServerKey:
+        path = self.config.key_path
+        try:
+            st = os.stat(path)
+            stamp = (st.st_ino, st.st_mtime_ns)
+        except FileNotFoundError:
+            stamp = (-1, -1)
+        if self._key is None or stamp != self._key_stamp:
+            self._key = load_or_create_key(path)
+            st = os.stat(path)
+            self._key_stamp = (st.st_ino, st.st_mtime_ns)
+        return self._key
+
+    def current(self) -> tuple[ServerKey, TagSnapshot]:
+        """The key and the snapshot of its epoch, taken together."""
+        with self._lock:
+            key = self._current_key()
+            snap = self._snapshot
+            if snap is None or snap.key_epoch != key.epoch or snap.list_version != self.store.list_version:
+                version, materials, labels, cmaterials = self.store.entries(key.epoch)
                 length = tags.tag_length(len(materials), self.config.limits.max_query_size)
-                current = build_snapshot(self.key.epoch, version, length, materials, labels, cmaterials)
-                self._snapshot = current
-            return current
+                snap = build_snapshot(key.epoch, version, length, materials, labels, cmaterials)
+                self._snapshot = snap
+            return key, snap
+
+    def snapshot(self) -> TagSnapshot:
+        return self.current()[1]
 
     def close(self) -> None:
         """Sign the audit log's head and close the store."""
         self.audit.close()
         self.store.close()
 
-    def parameters(self) -> Parameters:
-        snap = self.snapshot()
+    def parameters(self, snap: TagSnapshot | None = None) -> Parameters:
+        snap = snap or self.snapshot()
         profile = self.config.profile
         return Parameters(
             node_id=self.config.node_id, list_id=self.config.list_id, suite=oprf.SUITE_ID,
-            key_epoch=self.key.epoch, list_version=snap.list_version,
+            key_epoch=snap.key_epoch, list_version=snap.list_version,
             list_size=self.store.record_count(), tag_count=snap.count, tag_length=snap.tag_length,
             profile_id=profile.profile_id, profile_hash=profile.definition_hash,
             modes=(Mode.INTERSECTION, Mode.CARDINALITY), limits=self.config.limits,

@@ -67,24 +67,32 @@ def init_pki(out_dir: Path, node_ids: list[str], *, now: dt.datetime | None = No
     )
     (out_dir / "ca.pem").write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     _write_private(out_dir / "ca.key", _key_pem(ca_key))
-    issued = {}
-    for node_id in node_ids:
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = (
-            x509.CertificateBuilder().subject_name(_name(node_id)).issuer_name(ca_name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(start + validity)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName(node_id), x509.DNSName("localhost"),
-                x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-            ]), critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-            .sign(ca_key, hashes.SHA256())
-        )
-        creds = NodeCredentials(out_dir / f"{node_id}.pem", out_dir / f"{node_id}.key")
-        creds.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        _write_private(creds.key, _key_pem(key))
-        issued[node_id] = creds
-    return issued
+    return {node_id: issue_certificate(out_dir, node_id, start=start, validity=validity) for node_id in node_ids}
+
+
+def issue_certificate(out_dir: Path, node_id: str, *, start: dt.datetime | None = None,
+                      validity: dt.timedelta = _VALIDITY) -> NodeCredentials:
+    """A node key and certificate signed by the CA in `out_dir` (ca.pem, ca.key)."""
+    ca_cert = x509.load_pem_x509_certificate((out_dir / "ca.pem").read_bytes())
+    ca_key = serialization.load_pem_private_key((out_dir / "ca.key").read_bytes(), password=None)
+    if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
+        raise ConfigurationError("the development CA key must be an EC key")
+    start = start or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (
+        x509.CertificateBuilder().subject_name(_name(node_id)).issuer_name(ca_cert.subject)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(start).not_valid_after(start + validity)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([
+            x509.DNSName(node_id), x509.DNSName("localhost"),
+            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+        ]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
+                                              ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    creds = NodeCredentials(out_dir / f"{node_id}.pem", out_dir / f"{node_id}.key")
+    creds.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    _write_private(creds.key, _key_pem(key))
+    return creds

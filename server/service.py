@@ -1,7 +1,8 @@
-"""The Matching servicer: decode, call the core, encode, and audit what it discloses.
+"""The Matching servicer: authorise, decode, call the core, encode, and audit.
 
-Each disclosure (tags, evaluations) happens only after its audit entry is on
-disk; each refusal is audited before the caller hears of it.
+Every call is checked against the caller's agreement (identity from its
+certificate). Each disclosure (tags, evaluations) happens only after its
+audit entry is on disk; each refusal is audited before the caller hears of it.
 """
 
 from __future__ import annotations
@@ -19,25 +20,34 @@ from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from server.audit import events
+from server.idle import with_idle_timeout
 from server.node import Node
+from server.policy import Agreement
 from server.status_codes import grpc_errors
 
 log = logging.getLogger(__name__)
+PLAINTEXT_PARTNER = "plaintext-loopback"
 
 
 def peer_identity(context: grpc.ServicerContext) -> str:
-    """The partner's name from its verified client certificate."""
-    names = context.auth_context().get("x509_common_name", [])
-    return names[0].decode() if names else "unknown"
+    """The partner's name from its verified client certificate (CN)."""
+    auth = context.auth_context()
+    names = auth.get("x509_common_name", [])
+    if names:
+        return str(names[0].decode())
+    return PLAINTEXT_PARTNER if not auth.get("transport_security_type") or auth.get(
+        "transport_security_type") == [b"insecure"] else "unknown"
 
 
 class MatchingService(pb_grpc.MatchingServicer):
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    def _check_list(self, list_id: str) -> None:
-        if list_id and list_id != self._node.config.list_id:
-            raise NotFoundError(f"no list '{list_id}' on this node; it serves '{self._node.config.list_id}'")
+    def _list_id(self, list_id: str) -> str:
+        own = self._node.config.list_id
+        if list_id and list_id != own:
+            raise NotFoundError(f"no list '{list_id}' on this node; it serves '{own}'")
+        return own
 
     def _refusal(self, context: grpc.ServicerContext, rpc: str, session: ServerSession | None = None,
                  requested: list[SessionStart] | None = None) -> Callable[[grpc.StatusCode, str], None]:
@@ -50,16 +60,20 @@ class MatchingService(pb_grpc.MatchingServicer):
 
     def GetParameters(self, request: pb.GetParametersRequest, context: grpc.ServicerContext) -> pb.Parameters:
         with grpc_errors(context, self._refusal(context, "GetParameters")):
-            self._check_list(request.list_id)
+            agreement = self._node.policy.agreement(peer_identity(context))
+            self._node.policy.check_request(agreement, self._list_id(request.list_id))
             return codec.parameters_to_pb(self._node.parameters())
         raise AssertionError("unreachable")
 
     def StreamTags(self, request: pb.StreamTagsRequest,
                    context: grpc.ServicerContext) -> Iterator[pb.TagChunk]:
         with grpc_errors(context, self._refusal(context, "StreamTags")):
-            self._check_list(request.list_id)
+            partner = peer_identity(context)
+            agreement = self._node.policy.agreement(partner)
             mode = codec.mode_from_pb(request.mode)
-            snapshot = self._node.snapshot()
+            self._node.policy.check_request(agreement, self._list_id(request.list_id), mode)
+            self._node.policy.rates.take(agreement)
+            _, snapshot = self._node.current()
             if request.key_epoch != snapshot.key_epoch:
                 raise StaleStateError(
                     f"key epoch {request.key_epoch} is not the current epoch {snapshot.key_epoch}; "
@@ -72,7 +86,7 @@ class MatchingService(pb_grpc.MatchingServicer):
                 )
             if request.offset > snapshot.count:
                 raise InputError(f"offset {request.offset} is past the {snapshot.count} tags")
-            self._node.audit.append(events.tags_served(peer_identity(context), mode, self._node.parameters(),
+            self._node.audit.append(events.tags_served(partner, mode, self._node.parameters(snapshot),
                                                        request.offset))
             chunk_size = self._node.config.limits.tag_chunk_size
             for chunk in snapshot.chunks(mode, request.offset, chunk_size):
@@ -80,18 +94,34 @@ class MatchingService(pb_grpc.MatchingServicer):
 
     def Evaluate(self, request_iterator: Iterator[pb.EvaluateRequest],
                  context: grpc.ServicerContext) -> Iterator[pb.EvaluateResponse]:
-        params = self._node.parameters()
-        session = ServerSession(self._node.key.secret, params, uuid.uuid4().hex)
+        key, snapshot = self._node.current()
+        params = self._node.parameters(snapshot)
+        session = ServerSession(key.secret, params, uuid.uuid4().hex)
         partner = peer_identity(context)
         requested: list[SessionStart] = []
         with grpc_errors(context, self._refusal(context, "Evaluate", session, requested)):
-            for request in request_iterator:
+            agreement = self._node.policy.agreement(partner)
+            with self._node.policy.sessions.session(agreement):
+                yield from self._evaluate(session, agreement, partner, requested,
+                                          with_idle_timeout(request_iterator, self._node.config.idle_seconds))
+
+    def _evaluate(self, session: ServerSession, agreement: Agreement, partner: str,
+                  requested: list[SessionStart], requests: Iterator[pb.EvaluateRequest]
+                  ) -> Iterator[pb.EvaluateResponse]:
+        node, charged = self._node, 0
+        epoch = session.key_epoch
+        try:
+            for request in requests:
                 msg = codec.client_message_from_pb(request)
                 if isinstance(msg, SessionStart):
                     requested.append(msg)
-                    self._check_list(msg.list_id)
+                    node.policy.check_request(agreement, self._list_id(msg.list_id), msg.mode, msg.total_elements)
+                    node.policy.rates.take(agreement)
                     accepted = session.start(msg)
-                    self._node.audit.append(events.query_served(partner, msg, params, session.session_id))
+                    node.store.remember_request(partner, msg.request_id)
+                    node.store.charge_budget(partner, epoch, msg.total_elements, agreement.budget_per_epoch)
+                    charged = msg.total_elements
+                    node.audit.append(events.query_served(partner, msg, session.parameters, session.session_id))
                     yield codec.server_message_to_pb(accepted)
                     log.info("session %s from %s: %s, %d elements", session.session_id, partner,
                              msg.mode.value, msg.total_elements)
@@ -104,3 +134,6 @@ class MatchingService(pb_grpc.MatchingServicer):
                             log.info("session %s from %s: done", session.session_id, partner)
                             return
             raise OutOfOrderError("the stream ended before finish")
+        finally:
+            if not session.done:  # only what was evaluated counts against the budget
+                node.store.refund_budget(partner, epoch, charged - session.received)

@@ -15,16 +15,21 @@ import grpc
 
 from psi.errors import (
     AuditError,
+    BudgetExceededError,
     ConfigurationError,
     CryptoError,
+    IdleTimeoutError,
     InputError,
     LimitExceededError,
     NotFoundError,
     OutOfOrderError,
     ParameterMismatchError,
+    PermissionDeniedError,
     ProtocolError,
     PsiError,
+    ReplayError,
     StaleStateError,
+    UnauthenticatedError,
 )
 
 log = logging.getLogger(__name__)
@@ -41,6 +46,11 @@ STATUS_BY_ERROR: tuple[tuple[type[PsiError], grpc.StatusCode], ...] = (
     (CryptoError, grpc.StatusCode.INTERNAL),
     (ConfigurationError, grpc.StatusCode.UNAVAILABLE),
     (AuditError, grpc.StatusCode.UNAVAILABLE),
+    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
+    (BudgetExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (ReplayError, grpc.StatusCode.ALREADY_EXISTS),
+    (IdleTimeoutError, grpc.StatusCode.DEADLINE_EXCEEDED),
 )
 
 

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from psi import tags
+from psi.errors import BudgetExceededError, InputError, ReplayError
 from psi.profiles import Profile
 from psi.records import IdentityDocument, PartialDate, Record
 from psi.tags import ServerEntry
@@ -35,6 +38,14 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_by_record ON entries(record_id, epoch);
 CREATE INDEX IF NOT EXISTS entries_by_epoch ON entries(epoch);
+CREATE TABLE IF NOT EXISTS budgets (
+    partner TEXT NOT NULL, epoch INTEGER NOT NULL, used INTEGER NOT NULL,
+    PRIMARY KEY (partner, epoch)
+);
+CREATE TABLE IF NOT EXISTS requests (
+    partner TEXT NOT NULL, request_id TEXT NOT NULL, PRIMARY KEY (partner, request_id)
+);
+CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('list_version', 0);
 """
 
@@ -93,31 +104,79 @@ class Store:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.executescript(_SCHEMA)
+        self._lock = threading.RLock()  # one connection, shared by the server's threads
 
     def close(self) -> None:
         self._db.close()
 
     @contextmanager
     def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple[object, ...] = ()) -> Any:
+        with self._lock:
+            row = self._db.execute(sql, args).fetchone()
+        return row[0] if row else None
 
     @property
     def list_version(self) -> int:
-        row = self._db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()
-        return int(row[0])
+        return int(self._one("SELECT value FROM meta WHERE name='list_version'"))
 
     def record_count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM records").fetchone()[0])
+        return int(self._one("SELECT COUNT(*) FROM records"))
 
     def records(self) -> list[Record]:
-        rows = self._db.execute("SELECT data FROM records ORDER BY record_id").fetchall()
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM records ORDER BY record_id").fetchall()
         return [record_from_json(r[0]) for r in rows]
+
+    def setting(self, name: str) -> str | None:
+        value = self._one("SELECT value FROM settings WHERE name=?", (name,))
+        return None if value is None else str(value)
+
+    def set_setting(self, name: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                       (name, value))
+
+    def budget_used(self, partner: str, epoch: int) -> int:
+        return int(self._one("SELECT used FROM budgets WHERE partner=? AND epoch=?", (partner, epoch)) or 0)
+
+    def charge_budget(self, partner: str, epoch: int, amount: int, limit: int) -> int:
+        """Add `amount` evaluated elements to the partner's budget for the epoch, or refuse."""
+        with self._transaction() as db:
+            row = db.execute("SELECT used FROM budgets WHERE partner=? AND epoch=?", (partner, epoch)).fetchone()
+            used = int(row[0]) if row else 0
+            if used + amount > limit:
+                raise BudgetExceededError(
+                    f"the evaluation budget of {limit} elements for key epoch {epoch} would be exceeded "
+                    f"({used} used, {amount} asked); it resets when the node rotates its key")
+            db.execute("INSERT INTO budgets VALUES (?, ?, ?) ON CONFLICT(partner, epoch) "
+                       "DO UPDATE SET used=excluded.used", (partner, epoch, used + amount))
+        return used + amount
+
+    def refund_budget(self, partner: str, epoch: int, amount: int) -> None:
+        if amount > 0:
+            with self._transaction() as db:
+                db.execute("UPDATE budgets SET used=MAX(0, used-?) WHERE partner=? AND epoch=?",
+                           (amount, partner, epoch))
+
+    def remember_request(self, partner: str, request_id: str) -> None:
+        """Record a request id once; a second use is a replay."""
+        if not request_id:
+            raise InputError("a request needs a request id (a fresh random string per request)")
+        with self._transaction() as db:
+            try:
+                db.execute("INSERT INTO requests VALUES (?, ?)", (partner, request_id))
+            except sqlite3.IntegrityError:
+                raise ReplayError(f"request id '{request_id}' was already used; send a fresh one") from None
 
     def upsert(self, records: Sequence[Record], key: ServerKey, profile: Profile,
                progress: Progress | None = None, before_commit: BeforeCommit | None = None) -> int:
@@ -148,23 +207,30 @@ class Store:
                 before_commit(found)
         return found
 
-    def refresh_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> int:
-        """Compute entries for records that lack them in the key's epoch; drop other epochs."""
-        rows = self._db.execute(
-            "SELECT data FROM records WHERE record_id NOT IN "
-            "(SELECT DISTINCT record_id FROM entries WHERE epoch=?)", (key.epoch,)
-        ).fetchall()
-        stale = self._db.execute("SELECT COUNT(*) FROM entries WHERE epoch<>?", (key.epoch,)).fetchone()[0]
-        if not rows and not stale:
-            return 0
-        records = [record_from_json(r[0]) for r in rows]
-        entries = compute_entries(key, profile, records, progress)
-        if not entries and not stale:
-            return 0
-        with self._transaction() as db:
-            db.execute("DELETE FROM entries WHERE epoch<>?", (key.epoch,))
-            _insert_entries(db, key.epoch, entries)
-        return len(records)
+    def fill_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> int:
+        """Compute entries for records that lack them in the key's epoch; other epochs stay."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM records WHERE record_id NOT IN "
+                "(SELECT DISTINCT record_id FROM entries WHERE epoch=?)", (key.epoch,)
+            ).fetchall()
+        entries = compute_entries(key, profile, [record_from_json(r[0]) for r in rows], progress)
+        if entries:
+            with self._transaction() as db:
+                _insert_entries(db, key.epoch, entries)
+        return len(entries)
+
+    def drop_other_epochs(self, epoch: int) -> None:
+        """Forget every other epoch's tags (after a rotation, or a restart mid-rotation)."""
+        if self._one("SELECT COUNT(*) FROM entries WHERE epoch<>?", (epoch,)):
+            with self._transaction() as db:
+                db.execute("DELETE FROM entries WHERE epoch<>?", (epoch,))
+                db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
+
+    def refresh_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> None:
+        """Bring the store to exactly the key's epoch (at start-up)."""
+        self.fill_epoch(key, profile, progress)
+        self.drop_other_epochs(key.epoch)
 
     def entries(self, epoch: int) -> tuple[int, list[bytes], list[bytes], list[bytes]]:
         """(list version, tag materials, sealed labels, cardinality materials) in one read."""

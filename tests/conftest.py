@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,15 +15,21 @@ from psi.records import Record
 from server.app import create_server, open_node
 from server.config import NodeConfig, load_config, render_config
 from server.node import Node
-from server.pki import init_pki
+from server.pki import init_pki, issue_certificate
 from server.watchlist import import_records
 
 
 @pytest.fixture(scope="session")
 def pki_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("pki")
-    init_pki(out, ["agency-a", "agency-b", "intruder"])
+    init_pki(out, ["agency-a", "agency-b", "intruder", "card-only", "eager"])
     init_pki(out / "rogue", ["agency-a"])  # same names, another CA
+    expired = out / "expired"
+    expired.mkdir()
+    for name in ("ca.pem", "ca.key"):
+        (expired / name).write_bytes((out / name).read_bytes())
+    issue_certificate(expired, "agency-a", start=dt.datetime.now(dt.UTC) - dt.timedelta(days=10),
+                      validity=dt.timedelta(days=1))
     return out
 
 
@@ -42,10 +49,13 @@ class LiveNode:
         return f"127.0.0.1:{self.port}"
 
 
-def make_config(tmp: Path, pki: Path, node_id: str, listen: str = "127.0.0.1:0") -> NodeConfig:
+def make_config(tmp: Path, pki: Path, node_id: str, listen: str = "127.0.0.1:0", extra: str = "",
+                partners: tuple[str, ...] = ("agency-a", "agency-b")) -> NodeConfig:
+    """A node config with default agreements for `partners`, plus any `extra` TOML."""
     path = tmp / f"{node_id}.toml"
     path.write_text(render_config(node_id, listen, str(tmp / f"data-{node_id}"), str(pki / "ca.pem"),
-                                  str(pki / f"{node_id}.pem"), str(pki / f"{node_id}.key")))
+                                  str(pki / f"{node_id}.pem"), str(pki / f"{node_id}.key"),
+                                  partners=partners) + extra)
     return load_config(path)
 
 
@@ -53,8 +63,8 @@ def make_config(tmp: Path, pki: Path, node_id: str, listen: str = "127.0.0.1:0")
 def start_node(tmp_path: Path, pki_dir: Path) -> Iterator[Callable[[Sequence[Record]], LiveNode]]:
     started: list[LiveNode] = []
 
-    def start(records: Sequence[Record], node_id: str = "agency-b") -> LiveNode:
-        config = make_config(tmp_path, pki_dir, node_id)
+    def start(records: Sequence[Record], node_id: str = "agency-b", **config_args: object) -> LiveNode:
+        config = make_config(tmp_path, pki_dir, node_id, **config_args)  # type: ignore[arg-type]
         if records:
             import_records(config, records, "test-operator")
         node = open_node(config)

@@ -69,3 +69,13 @@ def watchlist_changed(operation: str, operator: str, list_id: str, *, added: int
     if erased_ids is not None:
         body["erased_record_ids"] = sorted(erased_ids)
     return body
+
+
+def policy_changed(partners: list[str], digest: str) -> dict[str, Any]:
+    return {"operation": "policy.change", "role": "owner", "partners": partners, "policy_hash": digest,
+            "outcome": "ok", "status": "OK"}
+
+
+def key_rotated(operator: str, old_epoch: int, new_epoch: int, tags_computed: int) -> dict[str, Any]:
+    return {"operation": "key.rotate", "role": "owner", "operator": operator, "old_epoch": old_epoch,
+            "new_epoch": new_epoch, "tags_computed": tags_computed, "outcome": "ok", "status": "OK"}

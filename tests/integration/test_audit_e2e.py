@@ -51,6 +51,8 @@ def test_both_nodes_log_every_operation_without_identifiers(
     live.node.audit.close()
 
     b = _verified_bodies(live.config.audit_log_path, live.config.signing_key_path)
+    policy = b.pop(1)
+    assert (policy["operation"], policy["partners"]) == ("policy.change", ["agency-a", "agency-b"])
     a = _verified_bodies(config_a.audit_log_path, config_a.signing_key_path)
     # Tags are fetched while the evaluation runs, so their entries may come first or second.
     assert sorted(e["operation"] for e in b[1:3]) == sorted(e["operation"] for e in b[3:5]) == [
@@ -114,4 +116,4 @@ def test_both_nodes_log_every_operation_without_identifiers(
                  "--format", "html", "--out", str(out)]) == 0
     assert f">{partner.elements_evaluated}<" in out.read_text()
     assert main(["audit", "verify", str(live.config.audit_log_path), "--public-key", str(pub)]) == 0
-    assert "intact: 6 entries" in capsys.readouterr().out
+    assert "intact: 7 entries" in capsys.readouterr().out

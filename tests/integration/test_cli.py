@@ -35,7 +35,8 @@ def _setup(tmp: Path) -> dict[str, Path]:
     port = _free_port()
     for node in ("agency-a", "agency-b"):
         (tmp / f"{node}.toml").write_text(render_config(node, f"127.0.0.1:{port}", f"data-{node}",
-                                                        "pki/ca.pem", f"pki/{node}.pem", f"pki/{node}.key"))
+                                                        "pki/ca.pem", f"pki/{node}.pem", f"pki/{node}.key",
+                                                        partners=("agency-a", "agency-b")))
     (tmp / "a.csv").write_text(format_csv(LISTS.a), encoding="utf-8")
     (tmp / "b.jsonl").write_text(format_jsonl(LISTS.b), encoding="utf-8")
     return {"a": tmp / "agency-a.toml", "b": tmp / "agency-b.toml", "port": Path(str(port))}

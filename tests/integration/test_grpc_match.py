@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,7 +134,8 @@ def _start_msg(live: LiveNode, total: int, **changes: object) -> pb.EvaluateRequ
     profile = live.config.profile
     fields = {"list_id": live.config.list_id, "mode": pb.MODE_INTERSECTION, "key_epoch": 1,
               "profile_id": profile.profile_id, "profile_hash": profile.definition_hash,
-              "total_elements": total, "purpose": "test", "case_reference": "c"} | changes
+              "total_elements": total, "purpose": "test", "case_reference": "c",
+              "request_id": uuid.uuid4().hex} | changes
     return pb.EvaluateRequest(start=pb.SessionStart(**fields))  # type: ignore[arg-type]
 
 
