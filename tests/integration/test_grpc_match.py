@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
-import rbcl
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
@@ -97,93 +95,6 @@ def test_health_and_reflection_services(start_node: StartNode, pki_dir: Path) ->
             list_services="")])))
         names = {s.name for s in answers[0].list_services_response.service}
         assert {"psi.v1.Matching", "grpc.health.v1.Health"} <= names
-
-
-@pytest.mark.parametrize("who", ["no certificate", "certificate from another CA"])
-def test_clients_without_a_trusted_certificate_are_refused(start_node: StartNode, pki_dir: Path,
-                                                           who: str) -> None:
-    live = start_node(LISTS.b[:5])
-    ca = (pki_dir / "ca.pem").read_bytes()
-    if who == "no certificate":
-        creds = grpc.ssl_channel_credentials(root_certificates=ca)
-    else:
-        rogue = pki_dir / "rogue"
-        creds = grpc.ssl_channel_credentials(ca, (rogue / "agency-a.key").read_bytes(),
-                                             (rogue / "agency-a.pem").read_bytes())
-    with grpc.secure_channel(live.target, creds) as channel, pytest.raises(grpc.RpcError) as refused:
-        pb_grpc.MatchingStub(channel).GetParameters(pb.GetParametersRequest(), timeout=10)
-    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE  # the TLS handshake fails
-
-
-def test_plaintext_is_refused(start_node: StartNode) -> None:
-    live = start_node(LISTS.b[:5])
-    with grpc.insecure_channel(live.target) as channel, pytest.raises(grpc.RpcError) as refused:
-        pb_grpc.MatchingStub(channel).GetParameters(pb.GetParametersRequest(), timeout=10)
-    assert refused.value.code() is grpc.StatusCode.UNAVAILABLE
-
-
-def _evaluate(live: LiveNode, pki_dir: Path, requests: list[pb.EvaluateRequest]) -> grpc.RpcError:
-    with _channel(live, tls_for(pki_dir, "agency-a")) as channel:
-        stub = pb_grpc.MatchingStub(channel)
-        with pytest.raises(grpc.RpcError) as failed:
-            list(stub.Evaluate(iter(requests), timeout=30))
-        return failed.value
-
-
-def _start_msg(live: LiveNode, total: int, **changes: object) -> pb.EvaluateRequest:
-    profile = live.config.profile
-    fields = {"list_id": live.config.list_id, "mode": pb.MODE_INTERSECTION, "key_epoch": 1,
-              "profile_id": profile.profile_id, "profile_hash": profile.definition_hash,
-              "total_elements": total, "purpose": "test", "case_reference": "c",
-              "request_id": uuid.uuid4().hex} | changes
-    return pb.EvaluateRequest(start=pb.SessionStart(**fields))  # type: ignore[arg-type]
-
-
-def _batch(index: int, elements: bytes) -> pb.EvaluateRequest:
-    return pb.EvaluateRequest(batch=pb.BlindedBatch(index=index, elements=elements))
-
-
-@pytest.mark.parametrize(("case", "code", "message"), [
-    ("identity element", grpc.StatusCode.INVALID_ARGUMENT, "batch 0, element 1: element is the identity"),
-    ("non-canonical element", grpc.StatusCode.INVALID_ARGUMENT, "batch 0, element 0"),
-    ("short element", grpc.StatusCode.INVALID_ARGUMENT, "multiple of 32"),
-    ("batch before start", grpc.StatusCode.FAILED_PRECONDITION, "must follow the session start"),
-    ("stream ends early", grpc.StatusCode.FAILED_PRECONDITION, "ended before finish"),
-    ("missing purpose", grpc.StatusCode.INVALID_ARGUMENT, "purpose"),
-    ("wrong profile", grpc.StatusCode.FAILED_PRECONDITION, "profile differs"),
-    ("unknown list", grpc.StatusCode.NOT_FOUND, "no list 'other'"),
-    ("empty request", grpc.StatusCode.INVALID_ARGUMENT, "must hold start, batch or finish"),
-    ("bad mode", grpc.StatusCode.INVALID_ARGUMENT, "mode must be"),
-])
-def test_protocol_violations_get_exact_status(start_node: StartNode, pki_dir: Path, client_for: Connect,
-                                              case: str, code: grpc.StatusCode, message: str) -> None:
-    live = start_node(LISTS.b)
-    good = rbcl.crypto_core_ristretto255_random()
-    requests = {
-        "identity element": [_start_msg(live, 2), _batch(0, good + bytes(32))],
-        "non-canonical element": [_start_msg(live, 1), _batch(0, b"\xff" * 32)],
-        "short element": [_start_msg(live, 1), _batch(0, good[:31])],
-        "batch before start": [_batch(0, good)],
-        "stream ends early": [_start_msg(live, 2), _batch(0, good)],
-        "missing purpose": [_start_msg(live, 1, purpose="")],
-        "wrong profile": [_start_msg(live, 1, profile_id="other/1")],
-        "unknown list": [_start_msg(live, 1, list_id="other")],
-        "empty request": [pb.EvaluateRequest()],
-        "bad mode": [_start_msg(live, 1, mode=pb.MODE_UNSPECIFIED)],
-    }[case]
-    error = _evaluate(live, pki_dir, requests)
-    assert error.code() is code
-    assert message in (error.details() or "")
-    # The refused request changed nothing: a correct match still works.
-    result = client_for(live).match(LISTS.a, purpose="p", case_reference="c")
-    assert len(result.hits) == len(LISTS.overlap)
-
-
-def test_oversized_message_is_refused_by_grpc(start_node: StartNode, pki_dir: Path) -> None:
-    live = start_node(LISTS.b[:5])
-    huge = _batch(0, bytes(live.config.limits.max_message_bytes + 64))
-    error = _evaluate(live, pki_dir, [_start_msg(live, 1), huge])
-    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 def test_client_refuses_a_server_with_another_profile(start_node: StartNode, client_for: Connect) -> None:
