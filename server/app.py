@@ -40,7 +40,7 @@ def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
     )
 
 
-def create_server(node: Node, address: str | None = None, max_workers: int = 16) -> tuple[grpc.Server, int]:
+def create_server(node: Node, address: str | None = None, max_workers: int = 32) -> tuple[grpc.Server, int]:
     """A started-ready server bound to `address` (default: the config's); returns (server, port)."""
     limits = node.config.limits
     server = grpc.server(

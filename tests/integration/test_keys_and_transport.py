@@ -1,0 +1,81 @@
+"""Key rotation while serving, and the loopback-only plaintext mode."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import grpc
+import pytest
+
+from client.api import MatchClient
+from client.cli import main
+from psi.errors import ConfigurationError, RemoteError
+from psi.synthetic import make_lists
+from psiwire import matching_pb2 as pb
+from psiwire import matching_pb2_grpc as pb_grpc
+from server.app import create_server, open_node
+from server.audit.chain import Verifier
+from server.audit.verify import verify_log
+from server.config import load_config
+from server.keys import load_or_create_key, public_key_path
+from server.store import Store
+from tests.conftest import LiveNode, make_config
+
+LISTS = make_lists(150, 120, 25, seed=41)
+REFS = {r.record_id: r.reference for r in LISTS.b}
+
+
+def test_rotation_while_serving(start_node: Callable[..., LiveNode], client_for: Callable[..., MatchClient],
+                                capsys: pytest.CaptureFixture[str]) -> None:
+    live = start_node(LISTS.b)
+    client = client_for(live)
+    first = client.match(LISTS.a, purpose="p", case_reference="c")
+    old_params = client.parameters()
+    assert live.node.store.budget_used("agency-a", 1) == first.keys
+    config_file = live.config.data_dir.parent / "agency-b.toml"
+    assert main(["keys", "rotate", "--config", str(config_file), "--operator", "admin-1", "--quiet"]) == 0
+    assert "key epoch 1 -> 2" in capsys.readouterr().out
+    assert load_or_create_key(live.config.key_path).epoch == 2
+    params = client.parameters()
+    assert (params.key_epoch, params.tag_count) == (2, old_params.tag_count)
+    with pytest.raises(RemoteError) as stale:  # a client still on epoch 1 is told to start again
+        client.fetch_tags(old_params, first.mode)
+    assert stale.value.status == "ABORTED"
+    second = client.match(LISTS.a, purpose="p", case_reference="c")
+    assert {(h.record_id, h.reference) for h in second.hits} == {(a, REFS[b]) for a, b in LISTS.overlap}
+    assert live.node.store.budget_used("agency-a", 2) == second.keys  # budgets are per epoch
+    store = Store(live.config.store_path)
+    try:
+        assert store.entries(1)[1] == []  # the old epoch's tags are gone
+    finally:
+        store.close()
+    verdict = verify_log(live.config.audit_log_path,
+                         Verifier(public_key_path(live.config.signing_key_path).read_text()))
+    rotations = [b for _, b in verdict.state.entries if b["operation"] == "key.rotate"]
+    assert [(r["operator"], r["old_epoch"], r["new_epoch"]) for r in rotations] == [("admin-1", 1, 2)]
+
+
+@pytest.mark.parametrize("listen", ["10.1.2.3:5000", "0.0.0.0:5000", "[::]:5000", "example.org:5000"])
+def test_plaintext_is_refused_off_loopback(tmp_path: Path, listen: str) -> None:
+    path = tmp_path / "plain.toml"
+    path.write_text(f'[node]\nid = "n"\nlisten = "{listen}"\nplaintext = true\n'
+                    '[tls]\nca = "a"\ncert = "b"\nkey = "c"\n')
+    with pytest.raises(ConfigurationError, match="only allowed with a loopback"):
+        load_config(path)
+
+
+def test_plaintext_on_loopback_needs_the_flag_and_a_partner_entry(tmp_path: Path, pki_dir: Path) -> None:
+    extra = '\n[partners.plaintext-loopback]\nlists = ["wanted-persons"]\nmodes = ["intersection"]\n'
+    config = make_config(tmp_path, pki_dir, "agency-b", partners=(), extra=extra)
+    config = config.__class__(**{**config.__dict__, "plaintext": True})
+    node = open_node(config)
+    server, port = create_server(node, "127.0.0.1:0")
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = pb_grpc.MatchingStub(channel).GetParameters(pb.GetParametersRequest(), timeout=10)
+        assert reply.node_id == "agency-b"
+    finally:
+        server.stop(grace=None).wait()
+        node.close()
