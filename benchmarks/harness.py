@@ -1,0 +1,89 @@
+"""Shared set-up for benchmarks: a node in its own process on 127.0.0.1, with mutual TLS."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from client.api import ClientTls, wait_for_node  # noqa: E402
+from psi.records import Record  # noqa: E402
+from server.config import load_config, render_config  # noqa: E402
+from server.pki import init_pki  # noqa: E402
+from server.watchlist import import_records  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def peak_rss_mib(pid: int | None = None) -> float:
+    """Peak resident memory of a live process (VmHWM), or of this one."""
+    if pid is None:
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass(frozen=True)
+class BenchNode:
+    config: Path
+    target: str
+    client_tls: ClientTls
+    import_seconds: float
+
+
+def make_node(work: Path, server_records: Sequence[Record], partner_toml: str) -> BenchNode:
+    """A server node config with its list imported (tags precomputed), and a client identity."""
+    pki = work / "pki"
+    init_pki(pki, ["bench-server", "bench-client"])
+    port = free_port()
+    config = work / "bench-server.toml"
+    config.write_text(render_config("bench-server", f"127.0.0.1:{port}", "data", str(pki / "ca.pem"),
+                                    str(pki / "bench-server.pem"), str(pki / "bench-server.key"))
+                      + partner_toml)
+    started = time.perf_counter()
+    import_records(load_config(config), server_records, "benchmark")
+    return BenchNode(config, f"127.0.0.1:{port}",
+                     ClientTls(pki / "ca.pem", pki / "bench-client.pem", pki / "bench-client.key"),
+                     time.perf_counter() - started)
+
+
+@dataclass
+class ServerProcess:
+    proc: subprocess.Popen[bytes]
+    peak_mib: float = float("nan")
+
+
+@contextmanager
+def serving(node: BenchNode) -> Iterator[ServerProcess]:
+    """Run `psi serve` in its own process (its own core, as in a deployment); stop it afterwards."""
+    proc = subprocess.Popen([sys.executable, "-m", "client.cli", "serve", "--config", str(node.config), "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    server = ServerProcess(proc)
+    try:
+        wait_for_node(node.target, node.client_tls, seconds=120, alive=lambda: proc.poll() is None)
+        yield server
+        server.peak_mib = peak_rss_mib(proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
