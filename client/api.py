@@ -21,10 +21,13 @@ from pathlib import Path
 from types import TracebackType
 
 import grpc
+from cryptography import x509
+from cryptography.x509.oid import NameOID
 
-from psi.client_query import CardinalityQuery, IntersectionQuery, MatchResult
+from psi import followup
+from psi.client_query import CardinalityQuery, Hit, IntersectionQuery, MatchResult
 from psi.errors import InputError, MalformedMessageError, PsiError, RemoteError, StaleStateError
-from psi.messages import EvaluatedBatch, Finish, Mode, Parameters, Progress, SessionAccepted
+from psi.messages import EvaluatedBatch, Finish, FollowUpStatus, Mode, Parameters, Progress, SessionAccepted
 from psi.profiles import EXACT_PROFILE, Profile
 from psi.records import Record
 from psi.tagset import TagIndex
@@ -56,6 +59,17 @@ class ClientTls:
             )
         except OSError as exc:
             raise InputError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
+
+    def identity(self) -> str:
+        """This agency's name as partners see it: the common name of its certificate."""
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"cannot read the certificate {self.cert}: {exc}") from None
+        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+        if not names:
+            raise InputError(f"the certificate {self.cert} has no common name")
+        return str(names[0].value)
 
 
 def _remote(exc: grpc.RpcError) -> RemoteError:
@@ -93,6 +107,7 @@ class MatchClient:
         self._stub = pb_grpc.MatchingStub(self._channel)
         self._timeout = timeout
         self._target = target
+        self._identity = tls.identity()
 
     def __enter__(self) -> MatchClient:
         return self
@@ -179,6 +194,34 @@ class MatchClient:
             audit.append(events.query_made(params.node_id, params, result, purpose=purpose,
                                            case=case_reference, operator=operator, request_id=request_id))
         return result
+
+    def request_followup(self, hit: Hit, *, purpose: str, case_reference: str, officer: str, message: str = "",
+                         list_id: str = "", audit: AuditLog | None = None) -> FollowUpStatus:
+        """Ask the partner for the personal data behind one hit; an officer there decides."""
+        request_id = uuid.uuid4().hex
+        proof = followup.followup_proof(hit.followup_key, self._identity, hit.reference, request_id)
+        request = pb.FollowUpRequest(list_id=list_id, reference=hit.reference, purpose=purpose,
+                                     case_reference=case_reference, officer=officer, message=message,
+                                     request_id=request_id, proof=proof)
+        try:
+            status = codec.followup_status_from_pb(self._stub.RequestFollowUp(request, timeout=60))
+        except grpc.RpcError as exc:
+            raise _remote(exc) from None
+        if audit:
+            audit.append(events.followup_requested(self._target, status, hit.record_id, purpose=purpose,
+                                                   case=case_reference, officer=officer))
+        return status
+
+    def followup_status(self, followup_id: str, audit: AuditLog | None = None) -> FollowUpStatus:
+        """The state of one of our follow-up requests; approved fields are logged as received."""
+        try:
+            status = codec.followup_status_from_pb(
+                self._stub.GetFollowUp(pb.GetFollowUpRequest(followup_id=followup_id), timeout=60))
+        except grpc.RpcError as exc:
+            raise _remote(exc) from None
+        if audit and status.fields:
+            audit.append(events.followup_answered(self._target, status))
+        return status
 
     def _evaluate(self, query: IntersectionQuery | CardinalityQuery,
                   progress: ProgressCallback | None) -> None:

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 
 from client.api import ClientTls, MatchClient, ProgressCallback
 from client.audit_cli import add_audit_commands
+from client.followup_cli import add_followup_commands
 from client.record_files import read_records
 from psi.client_query import MatchResult
 from psi.errors import PsiError
@@ -36,7 +37,7 @@ from server.watchlist import erase_records, import_records
 
 console = Console(stderr=True)
 
-HIT_COLUMNS = ("local_id", "partner_reference", "category", "matched_rules", "strength")
+HIT_COLUMNS = ("local_id", "partner_reference", "category", "matched_rules", "strength", "followup_key")
 
 
 @contextmanager
@@ -109,7 +110,7 @@ def write_hits(path: Path, result: MatchResult) -> None:
         writer.writerow(HIT_COLUMNS)
         for hit in result.hits:
             writer.writerow((hit.record_id, hit.reference, hit.category, "+".join(hit.rules),
-                             hit.strength.value))
+                             hit.strength.value, hit.followup_key.hex()))
 
 
 def summary_line(result: MatchResult) -> str:
@@ -204,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     match.set_defaults(func=cmd_match)
 
     add_audit_commands(sub)
+    add_followup_commands(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ command, checks the hits against the known overlap and stops the nodes.
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import signal
 import socket
@@ -36,7 +37,8 @@ def free_port() -> int:
 
 
 def run(*args: str) -> str:
-    done = subprocess.run([*PSI, *args], check=True, capture_output=True, text=True)
+    wide = {**os.environ, "COLUMNS": "150"}  # tables of the captured commands at a readable width
+    done = subprocess.run([*PSI, *args], check=True, capture_output=True, text=True, env=wide)
     return done.stdout.strip()
 
 
@@ -45,10 +47,11 @@ def show_hits(path: Path, title: str, limit: int = 5) -> set[tuple[str, str]]:
     with path.open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     table = Table(title=f"{title}: first {min(limit, len(rows))} of {len(rows)} hits")
-    for column in HIT_COLUMNS:
+    shown = [c for c in HIT_COLUMNS if c != "followup_key"]
+    for column in shown:
         table.add_column(column)
     for row in rows[:limit]:
-        table.add_row(*(row[c] for c in HIT_COLUMNS))
+        table.add_row(*(row[c] for c in shown))
     console.print(table)
     return {(row["local_id"], row["partner_reference"]) for row in rows}
 
@@ -80,7 +83,8 @@ def main() -> int:
              for node in ports}
     try:
         for node, port in ports.items():
-            tls = ClientTls(WORK / "pki/ca.pem", WORK / f"pki/{node}.pem", WORK / f"pki/{node}.key")
+            partner = next(p for p in ports if p != node)  # a node answers its partners only
+            tls = ClientTls(WORK / "pki/ca.pem", WORK / f"pki/{partner}.pem", WORK / f"pki/{partner}.key")
             wait_for_node(f"127.0.0.1:{port}", tls, alive=lambda p=procs[node]: p.poll() is None)
             console.print(f"{node} is serving on 127.0.0.1:{port}")
         reference = {r.record_id: r.reference for r in (*lists.a, *lists.b)}
@@ -101,6 +105,7 @@ def main() -> int:
             console.print(f"hits equal the {len(expected[me])} known overlapping persons: "
                           f"{'[green]yes[/green]' if correct else '[red]NO[/red]'}")
         console.rule(f"5. {'all results correct' if ok else 'results differ from the known overlap'}")
+        ok &= show_followup(configs, ports)
     finally:
         for proc in procs.values():
             proc.send_signal(signal.SIGTERM)
@@ -113,11 +118,31 @@ def main() -> int:
     return 0 if ok and show_audit(list(ports)) else 1
 
 
+def show_followup(configs: dict[str, Path], ports: dict[str, int]) -> bool:
+    """Agency A asks about its first hit; B's officer releases two fields; A receives them."""
+    console.rule("6. follow-up: agency-a asks agency-b about its first hit")
+    with (WORK / "hits-agency-a.csv").open(encoding="utf-8") as handle:
+        first = next(csv.DictReader(handle))
+    b_server = f"127.0.0.1:{ports['agency-b']}"
+    asked = run("followup", "request", "--server", b_server, "--config", str(configs["agency-a"]),
+                "--hits", str(WORK / "hits-agency-a.csv"), "--reference", first["partner_reference"],
+                "--purpose", "confirm identity before arrest (Art. 7 LED)", "--case", "DEMO-2026-001",
+                "--officer", "officer@agency-a", "--message", "please confirm name and date of birth")
+    console.print(asked, highlight=False)
+    followup_id = asked.split()[1].rstrip(":")
+    console.print(run("followup", "list", "--config", str(configs["agency-b"])))
+    console.print(run("followup", "approve", followup_id, "--fields", "name,birth_date",
+                      "--config", str(configs["agency-b"]), "--officer", "officer@agency-b"), highlight=False)
+    answer = run("followup", "status", followup_id, "--server", b_server, "--config", str(configs["agency-a"]))
+    console.print(answer, highlight=False)
+    return "APPROVED" in answer and "birth_date" in answer
+
+
 def show_audit(nodes: list[str]) -> bool:
     """What each node's data-protection officer sees: verification and a short report."""
     intact = True
     for node in nodes:
-        console.rule(f"6. audit log of {node}, as its data-protection officer checks it")
+        console.rule(f"7. audit log of {node}, as its data-protection officer checks it")
         log, key = WORK / f"data-{node}/audit.log", WORK / f"data-{node}/audit-signing.pub.pem"
         verify = subprocess.run([*PSI, "audit", "verify", str(log), "--public-key", str(key)],
                                 capture_output=True, text=True, check=False)

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import rbcl
 
-from psi import group, oprf, tags
+from psi import followup, group, oprf, tags
 from psi.errors import MalformedMessageError, OutOfOrderError, ParameterMismatchError
 from psi.messages import PROTOCOL_VERSION, BlindedBatch, EvaluatedBatch, Mode, Parameters, SessionStart
 from psi.profiles import Profile, Strength
@@ -35,6 +35,7 @@ class Hit:
     category: str
     rules: tuple[str, ...]
     strength: Strength
+    followup_key: bytes = field(default=b"", repr=False)  # proves the hit in a follow-up request
 
 
 @dataclass(frozen=True)
@@ -143,6 +144,7 @@ class IntersectionQuery(_Query):
             raise OutOfOrderError("not every batch has been evaluated")
         outputs = [o for o in self._outputs if o is not None]
         found: dict[tuple[str, str, str], set[str]] = {}
+        keys: dict[tuple[str, str, str], bytes] = {}
         for (record_index, match_key), (_, label_key), positions in zip(
             self._items, outputs, index.find([m for m, _ in outputs]), strict=True
         ):
@@ -153,11 +155,13 @@ class IntersectionQuery(_Query):
                 reference, category = tags.decode_label(plain)
                 hit_key = (self.records[record_index].record_id, reference, category)
                 found.setdefault(hit_key, set()).add(match_key.rule_id)
+                keys.setdefault(hit_key, followup.followup_key(label_key))
         hits = []
         for (record_id, reference, category), rule_ids in found.items():
             rules = tuple(r.rule_id for r in self.profile.rules if r.rule_id in rule_ids)
             strength = min((self.profile.rule(r).strength for r in rules), key=_STRENGTH_ORDER.__getitem__)
-            hits.append(Hit(record_id, reference, category, rules, strength))
+            hits.append(Hit(record_id, reference, category, rules, strength,
+                            keys[(record_id, reference, category)]))
         hits.sort(key=lambda h: (h.record_id, h.reference))
         return MatchResult(Mode.INTERSECTION, len(self.records), len(self._items),
                            len({h.record_id for h in hits}), tuple(hits))

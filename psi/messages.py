@@ -102,3 +102,17 @@ class TagChunk:
     total: int
     tags: bytes
     labels: tuple[bytes, ...] = ()
+
+
+@dataclass(frozen=True)
+class FollowUpStatus:
+    """What the requester of a follow-up sees."""
+
+    followup_id: str
+    status: str  # pending | approved | denied
+    deadline: str
+    overdue: bool
+    reference: str
+    fields: tuple[tuple[str, str], ...] = ()  # approved fields, once approved
+    reason: str = ""
+    decided_by: str = ""

@@ -13,6 +13,7 @@ from psi.messages import (
     Done,
     EvaluatedBatch,
     Finish,
+    FollowUpStatus,
     Limits,
     Mode,
     Parameters,
@@ -125,3 +126,14 @@ def server_message_from_pb(m: pb.EvaluateResponse) -> ServerMessage:
     if step == "done":
         return Done(m.done.evaluated)
     raise MalformedMessageError("an EvaluateResponse must hold accepted, batch, progress or done")
+
+
+def followup_status_to_pb(s: FollowUpStatus) -> pb.FollowUpStatus:
+    return pb.FollowUpStatus(followup_id=s.followup_id, status=s.status, deadline=s.deadline, overdue=s.overdue,
+                             fields=[pb.FollowUpField(name=n, value=v) for n, v in s.fields], reason=s.reason,
+                             reference=s.reference, decided_by=s.decided_by)
+
+
+def followup_status_from_pb(m: pb.FollowUpStatus) -> FollowUpStatus:
+    return FollowUpStatus(m.followup_id, m.status, m.deadline, m.overdue, m.reference,
+                          tuple((f.name, f.value) for f in m.fields), m.reason, m.decided_by)

@@ -183,3 +183,57 @@ class EvaluateResponse(_message.Message):
     progress: Progress
     done: Done
     def __init__(self, accepted: _Optional[_Union[SessionAccepted, _Mapping]] = ..., batch: _Optional[_Union[EvaluatedBatch, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ...) -> None: ...
+
+class FollowUpRequest(_message.Message):
+    __slots__ = ("list_id", "reference", "purpose", "case_reference", "officer", "message", "request_id", "proof")
+    LIST_ID_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    CASE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    OFFICER_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PROOF_FIELD_NUMBER: _ClassVar[int]
+    list_id: str
+    reference: str
+    purpose: str
+    case_reference: str
+    officer: str
+    message: str
+    request_id: str
+    proof: bytes
+    def __init__(self, list_id: _Optional[str] = ..., reference: _Optional[str] = ..., purpose: _Optional[str] = ..., case_reference: _Optional[str] = ..., officer: _Optional[str] = ..., message: _Optional[str] = ..., request_id: _Optional[str] = ..., proof: _Optional[bytes] = ...) -> None: ...
+
+class GetFollowUpRequest(_message.Message):
+    __slots__ = ("followup_id",)
+    FOLLOWUP_ID_FIELD_NUMBER: _ClassVar[int]
+    followup_id: str
+    def __init__(self, followup_id: _Optional[str] = ...) -> None: ...
+
+class FollowUpField(_message.Message):
+    __slots__ = ("name", "value")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    value: str
+    def __init__(self, name: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+
+class FollowUpStatus(_message.Message):
+    __slots__ = ("followup_id", "status", "deadline", "overdue", "fields", "reason", "reference", "decided_by")
+    FOLLOWUP_ID_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    DEADLINE_FIELD_NUMBER: _ClassVar[int]
+    OVERDUE_FIELD_NUMBER: _ClassVar[int]
+    FIELDS_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    DECIDED_BY_FIELD_NUMBER: _ClassVar[int]
+    followup_id: str
+    status: str
+    deadline: str
+    overdue: bool
+    fields: _containers.RepeatedCompositeFieldContainer[FollowUpField]
+    reason: str
+    reference: str
+    decided_by: str
+    def __init__(self, followup_id: _Optional[str] = ..., status: _Optional[str] = ..., deadline: _Optional[str] = ..., overdue: _Optional[bool] = ..., fields: _Optional[_Iterable[_Union[FollowUpField, _Mapping]]] = ..., reason: _Optional[str] = ..., reference: _Optional[str] = ..., decided_by: _Optional[str] = ...) -> None: ...

@@ -50,6 +50,16 @@ class MatchingStub:
                 request_serializer=psi_dot_v1_dot_matching__pb2.EvaluateRequest.SerializeToString,
                 response_deserializer=psi_dot_v1_dot_matching__pb2.EvaluateResponse.FromString,
                 _registered_method=True)
+        self.RequestFollowUp = channel.unary_unary(
+                '/psi.v1.Matching/RequestFollowUp',
+                request_serializer=psi_dot_v1_dot_matching__pb2.FollowUpRequest.SerializeToString,
+                response_deserializer=psi_dot_v1_dot_matching__pb2.FollowUpStatus.FromString,
+                _registered_method=True)
+        self.GetFollowUp = channel.unary_unary(
+                '/psi.v1.Matching/GetFollowUp',
+                request_serializer=psi_dot_v1_dot_matching__pb2.GetFollowUpRequest.SerializeToString,
+                response_deserializer=psi_dot_v1_dot_matching__pb2.FollowUpStatus.FromString,
+                _registered_method=True)
 
 
 class MatchingServicer:
@@ -78,6 +88,21 @@ class MatchingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def RequestFollowUp(self, request, context):
+        """After a hit: ask for the personal data behind one reference. An officer
+        at the answering node approves (some fields) or denies it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetFollowUp(self, request, context):
+        """The state of one of the caller's own follow-up requests; approved fields once approved.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MatchingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -95,6 +120,16 @@ def add_MatchingServicer_to_server(servicer, server):
                     servicer.Evaluate,
                     request_deserializer=psi_dot_v1_dot_matching__pb2.EvaluateRequest.FromString,
                     response_serializer=psi_dot_v1_dot_matching__pb2.EvaluateResponse.SerializeToString,
+            ),
+            'RequestFollowUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.RequestFollowUp,
+                    request_deserializer=psi_dot_v1_dot_matching__pb2.FollowUpRequest.FromString,
+                    response_serializer=psi_dot_v1_dot_matching__pb2.FollowUpStatus.SerializeToString,
+            ),
+            'GetFollowUp': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetFollowUp,
+                    request_deserializer=psi_dot_v1_dot_matching__pb2.GetFollowUpRequest.FromString,
+                    response_serializer=psi_dot_v1_dot_matching__pb2.FollowUpStatus.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -179,6 +214,60 @@ class Matching:
             '/psi.v1.Matching/Evaluate',
             psi_dot_v1_dot_matching__pb2.EvaluateRequest.SerializeToString,
             psi_dot_v1_dot_matching__pb2.EvaluateResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RequestFollowUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/psi.v1.Matching/RequestFollowUp',
+            psi_dot_v1_dot_matching__pb2.FollowUpRequest.SerializeToString,
+            psi_dot_v1_dot_matching__pb2.FollowUpStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetFollowUp(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/psi.v1.Matching/GetFollowUp',
+            psi_dot_v1_dot_matching__pb2.GetFollowUpRequest.SerializeToString,
+            psi_dot_v1_dot_matching__pb2.FollowUpStatus.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,6 +11,7 @@ from psi.tagset import TagSnapshot, build_snapshot
 from server.audit import events
 from server.audit.log import AuditLog
 from server.config import NodeConfig
+from server.followups import FollowUpDesk
 from server.keys import ServerKey, load_or_create_key
 from server.policy import Policy, policy_hash
 from server.store import Progress, Store
@@ -27,6 +28,7 @@ class Node:
         self.config = config
         self.store = store
         self.audit = audit
+        self.followups = FollowUpDesk(config.store_path, store, audit)
         self.policy = Policy(config.agreements)
         self._lock = threading.Lock()
         self._key_stamp: tuple[int, int] = (-1, -1)
@@ -80,6 +82,7 @@ class Node:
     def close(self) -> None:
         """Sign the audit log's head and close the store."""
         self.audit.close()
+        self.followups.close()
         self.store.close()
 
     def parameters(self, snap: TagSnapshot | None = None) -> Parameters:

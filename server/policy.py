@@ -7,6 +7,7 @@
     budget_per_epoch = 1000000                # blinded elements evaluated per key epoch
     rate_per_minute = 60                      # requests (tag streams and sessions) per minute
     max_sessions = 2                          # concurrent evaluation sessions
+    followup_reply_hours = 48                 # deadline to answer a follow-up request
 
 Budgets are kept in the node's store, so they survive a restart; the rate
 limit and session counts live in memory. A node without partners serves no one.
@@ -32,7 +33,8 @@ from psi.errors import (
 )
 from psi.messages import Mode
 
-_KNOWN = {"lists", "modes", "max_query_size", "budget_per_epoch", "rate_per_minute", "max_sessions"}
+_KNOWN = {"lists", "modes", "max_query_size", "budget_per_epoch", "rate_per_minute", "max_sessions",
+          "followup_reply_hours"}
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Agreement:
     budget_per_epoch: int = 1_000_000
     rate_per_minute: int = 60
     max_sessions: int = 2
+    followup_reply_hours: int = 48
 
 
 def parse_agreements(doc: Any) -> dict[str, Agreement]:

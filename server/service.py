@@ -20,6 +20,7 @@ from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from server.audit import events
+from server.audit.log import utc_now
 from server.idle import with_idle_timeout
 from server.node import Node
 from server.policy import Agreement
@@ -104,6 +105,28 @@ class MatchingService(pb_grpc.MatchingServicer):
             with self._node.policy.sessions.session(agreement):
                 yield from self._evaluate(session, agreement, partner, requested,
                                           with_idle_timeout(request_iterator, self._node.config.idle_seconds))
+
+    def RequestFollowUp(self, request: pb.FollowUpRequest, context: grpc.ServicerContext) -> pb.FollowUpStatus:
+        with grpc_errors(context, self._refusal(context, "RequestFollowUp")):
+            partner = peer_identity(context)
+            agreement = self._node.policy.agreement(partner)
+            self._node.policy.check_request(agreement, self._list_id(request.list_id))
+            self._node.policy.rates.take(agreement)
+            fields = {name: getattr(request, name) for name in (
+                "reference", "purpose", "case_reference", "officer", "message", "request_id", "proof")}
+            now = utc_now()
+            item = self._node.followups.receive(partner, agreement, self._node.key, self._node.config.profile,
+                                                fields, now)
+            return codec.followup_status_to_pb(item.public(now))
+        raise AssertionError("unreachable")
+
+    def GetFollowUp(self, request: pb.GetFollowUpRequest, context: grpc.ServicerContext) -> pb.FollowUpStatus:
+        with grpc_errors(context, self._refusal(context, "GetFollowUp")):
+            partner = peer_identity(context)
+            self._node.policy.agreement(partner)
+            item = self._node.followups.for_partner(partner, request.followup_id)
+            return codec.followup_status_to_pb(item.public(utc_now()))
+        raise AssertionError("unreachable")
 
     def _evaluate(self, session: ServerSession, agreement: Agreement, partner: str,
                   requested: list[SessionStart], requests: Iterator[pb.EvaluateRequest]

@@ -137,6 +137,12 @@ class Store:
             rows = self._db.execute("SELECT data FROM records ORDER BY record_id").fetchall()
         return [record_from_json(r[0]) for r in rows]
 
+    def records_with_reference(self, reference: str) -> list[Record]:
+        with self._lock:
+            rows = self._db.execute("SELECT data FROM records WHERE json_extract(data, '$.reference') = ?",
+                                    (reference,)).fetchall()
+        return [record_from_json(r[0]) for r in rows]
+
     def setting(self, name: str) -> str | None:
         value = self._one("SELECT value FROM settings WHERE name=?", (name,))
         return None if value is None else str(value)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from psi.client_query import MatchResult
-from psi.messages import Mode, Parameters, SessionStart
+from psi.messages import FollowUpStatus, Mode, Parameters, SessionStart
 
 
 def _start_fields(start: SessionStart | None) -> dict[str, Any]:
@@ -79,3 +79,29 @@ def policy_changed(partners: list[str], digest: str) -> dict[str, Any]:
 def key_rotated(operator: str, old_epoch: int, new_epoch: int, tags_computed: int) -> dict[str, Any]:
     return {"operation": "key.rotate", "role": "owner", "operator": operator, "old_epoch": old_epoch,
             "new_epoch": new_epoch, "tags_computed": tags_computed, "outcome": "ok", "status": "OK"}
+
+
+def followup(item: dict[str, Any], operation: str, role: str) -> dict[str, Any]:
+    """A follow-up step; the free-text message is not logged (it may name a person), only its length."""
+    body = {"operation": operation, "role": role, "partner": item["partner"], "followup_id": item["followup_id"],
+            "reference": item["reference"], "purpose": item["purpose"], "case": item["case_reference"],
+            "operator": item["officer"], "message_chars": len(item.get("message", "")), "deadline": item["deadline"],
+            "outcome": "ok", "status": "OK"}
+    if role == "server":
+        body["hit_record_ids"] = [item["record_id"]]
+    return body
+
+
+def followup_requested(partner: str, status: FollowUpStatus, record_id: str, *, purpose: str, case: str,
+                       officer: str) -> dict[str, Any]:
+    return {"operation": "followup.requested", "role": "client", "partner": partner,
+            "followup_id": status.followup_id, "reference": status.reference, "purpose": purpose, "case": case,
+            "operator": officer, "deadline": status.deadline, "hit_record_ids": [record_id], "outcome": "ok",
+            "status": "OK"}
+
+
+def followup_answered(partner: str, status: FollowUpStatus) -> dict[str, Any]:
+    """The requester received approved fields (their names only)."""
+    return {"operation": "followup.received", "role": "client", "partner": partner,
+            "followup_id": status.followup_id, "reference": status.reference, "decided_by": status.decided_by,
+            "fields_received": sorted(name for name, _ in status.fields), "outcome": "ok", "status": "OK"}

@@ -1,0 +1,192 @@
+"""`psi followup ...`: ask about a hit (requesting agency) and decide (answering agency's officer)."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import getpass
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from client.api import ClientTls, MatchClient
+from psi.client_query import Hit
+from psi.errors import InputError
+from psi.messages import FollowUpStatus
+from psi.profiles import Strength
+from server.audit.log import utc_now
+from server.config import NodeConfig, load_config, open_audit_log
+from server.followups import FIELDS, FollowUp, FollowUpDesk
+from server.store import Store
+
+console = Console()
+
+
+def hit_from_file(path: Path, reference: str) -> Hit:
+    """The hit with `reference` from a `psi match` output file (it carries the follow-up key)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            for row in csv.DictReader(handle):
+                if row.get("partner_reference") == reference:
+                    return Hit(row["local_id"], reference, row["category"], tuple(row["matched_rules"].split("+")),
+                               Strength(row["strength"]), bytes.fromhex(row["followup_key"]))
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(f"cannot read hits from {path}: {exc}") from None
+    raise InputError(f"{path} has no hit with partner reference '{reference}'")
+
+
+def print_status(status: FollowUpStatus) -> None:
+    state = status.status.upper() + (" (OVERDUE)" if status.overdue else "")
+    console.print(f"follow-up {status.followup_id} for {status.reference}: {state}; reply due {status.deadline}",
+                  highlight=False)
+    if status.reason:
+        console.print(f"reason: {status.reason}", highlight=False)
+    if status.fields:
+        table = Table(title=f"released by {status.decided_by}")
+        table.add_column("field")
+        table.add_column("value")
+        for name, value in status.fields:
+            table.add_row(name, value)
+        console.print(table)
+
+
+def _client(config: NodeConfig, server: str) -> MatchClient:
+    return MatchClient(server, ClientTls(config.tls.ca, config.tls.cert, config.tls.key))
+
+
+def cmd_request(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    hit = hit_from_file(args.hits, args.reference)
+    audit = open_audit_log(config)
+    try:
+        with _client(config, args.server) as client:
+            status = client.request_followup(hit, purpose=args.purpose, case_reference=args.case,
+                                             officer=args.officer, message=args.message, audit=audit)
+    finally:
+        audit.close()
+    print_status(status)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    audit = open_audit_log(config)
+    deadline = time.monotonic() + args.wait
+    try:
+        with _client(config, args.server) as client:
+            status = client.followup_status(args.id, audit)
+            while status.status == "pending" and time.monotonic() < deadline:
+                time.sleep(min(2.0, max(0.1, deadline - time.monotonic())))
+                status = client.followup_status(args.id, audit)
+    finally:
+        audit.close()
+    print_status(status)
+    return 0
+
+
+def _desk(config: NodeConfig) -> tuple[FollowUpDesk, Store]:
+    store = Store(config.store_path)
+    return FollowUpDesk(config.store_path, store, open_audit_log(config)), store
+
+
+def _show(items: list[FollowUp]) -> None:
+    now = utc_now()
+    table = Table(title="follow-up requests")
+    for column in ("id", "from", "reference", "record", "purpose", "case", "officer", "due", "status"):
+        table.add_column(column)
+    for item in items:
+        state = item.status + (" OVERDUE" if item.overdue(now) else "")
+        table.add_row(item.followup_id, item.partner, item.reference, item.record_id, item.purpose,
+                      item.case_reference, item.officer, item.deadline, state)
+    console.print(table)
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    desk, store = _desk(load_config(args.config))
+    try:
+        items = desk.all()
+        _show([i for i in items if args.all or i.status == "pending"])
+    finally:
+        desk.close()
+        store.close()
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    desk, store = _desk(load_config(args.config))
+    try:
+        item = desk.get(args.id)
+        _show([item])
+        console.print(f"message: {item.message or '-'}", highlight=False)
+        if item.fields:
+            console.print(f"released fields: {', '.join(sorted(item.fields))}", highlight=False)
+    finally:
+        desk.close()
+        store.close()
+    return 0
+
+
+def cmd_decide(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    desk, store = _desk(config)
+    try:
+        if args.decision == "approve":
+            fields = [f.strip() for f in args.fields.split(",") if f.strip()]
+            item = desk.decide(args.id, args.officer, approve_fields=fields)
+            print(f"approved {', '.join(sorted(item.fields))} of follow-up {item.followup_id} for {item.partner}")
+        else:
+            item = desk.decide(args.id, args.officer, reason=args.reason)
+            print(f"denied follow-up {item.followup_id} for {item.partner}: {item.reason}")
+    finally:
+        desk.close()
+        store.close()
+    return 0
+
+
+def add_followup_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    fu = sub.add_parser("followup", help="after a hit: request, decide and receive personal data")
+    cmds = fu.add_subparsers(dest="followup", required=True)
+
+    request = cmds.add_parser("request", help="ask the partner about one hit (requesting agency)")
+    request.add_argument("--server", required=True)
+    request.add_argument("--config", type=Path, required=True)
+    request.add_argument("--hits", type=Path, required=True, help="the hits file of `psi match`")
+    request.add_argument("--reference", required=True, help="the hit's partner reference")
+    request.add_argument("--purpose", required=True)
+    request.add_argument("--case", required=True)
+    request.add_argument("--officer", default=getpass.getuser())
+    request.add_argument("--message", default="")
+    request.set_defaults(func=cmd_request)
+
+    status = cmds.add_parser("status", help="the state of one of our requests; the data once approved")
+    status.add_argument("id")
+    status.add_argument("--server", required=True)
+    status.add_argument("--config", type=Path, required=True)
+    status.add_argument("--wait", type=float, default=0.0, help="poll up to this many seconds while pending")
+    status.set_defaults(func=cmd_status)
+
+    listing = cmds.add_parser("list", help="requests received by this node (pending; --all for every one)")
+    listing.add_argument("--config", type=Path, required=True)
+    listing.add_argument("--all", action="store_true")
+    listing.set_defaults(func=cmd_list)
+
+    show = cmds.add_parser("show", help="one received request")
+    show.add_argument("id")
+    show.add_argument("--config", type=Path, required=True)
+    show.set_defaults(func=cmd_show)
+
+    approve = cmds.add_parser("approve", help="release some fields of the record to the requester")
+    approve.add_argument("id")
+    approve.add_argument("--fields", required=True, help=f"comma-separated, from: {', '.join(FIELDS)}")
+    approve.add_argument("--config", type=Path, required=True)
+    approve.add_argument("--officer", default=getpass.getuser())
+    approve.set_defaults(func=cmd_decide, decision="approve")
+
+    deny = cmds.add_parser("deny", help="refuse the request; nothing is released")
+    deny.add_argument("id")
+    deny.add_argument("--reason", required=True)
+    deny.add_argument("--config", type=Path, required=True)
+    deny.add_argument("--officer", default=getpass.getuser())
+    deny.set_defaults(func=cmd_decide, decision="deny")
