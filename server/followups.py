@@ -7,6 +7,7 @@ and each step is an audit entry.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import sqlite3
@@ -136,7 +137,8 @@ class FollowUpDesk:
                 (followup_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no follow-up request '{followup_id}'")
-        return FollowUp(*row[:-1], json.loads(row[-1]))
+        names = [f.name for f in dataclasses.fields(FollowUp)]
+        return FollowUp(**dict(zip(names[:-1], row[:-1], strict=True)), fields=json.loads(row[-1]))
 
     def for_partner(self, partner: str, followup_id: str) -> FollowUp:
         """A partner's own request; releasing approved fields is audited as a disclosure."""
