@@ -10,12 +10,14 @@ Blinds and PRF outputs stay in these objects and are never serialised.
 from __future__ import annotations
 
 import uuid
+from collections import deque
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 
 import rbcl
 
-from psi import followup, group, oprf, tags
+from psi import followup, group, oprf, parallel, tags
 from psi.errors import MalformedMessageError, OutOfOrderError, ParameterMismatchError
 from psi.messages import PROTOCOL_VERSION, BlindedBatch, EvaluatedBatch, Mode, Parameters, SessionStart
 from psi.profiles import Profile, Strength
@@ -93,6 +95,19 @@ class _Query:
                             self._purpose, self._case_reference, self._operator, self.request_id)
 
 
+def blind_values(values: list[bytes]) -> tuple[list[bytes], bytes]:
+    """Blind one batch: (its blinds, its packed blinded elements). Runs in a worker."""
+    blinds, blinded = oprf.blind_many(values)
+    return blinds, b"".join(blinded)
+
+
+def finalize_values(values: list[bytes], blinds: list[bytes], packed: bytes) -> list[tuple[bytes, bytes]]:
+    """Unblind and finalize one batch (RFC 9497 Finalize): (tag material, label key) each. Runs in a worker."""
+    inverses = group.batch_invert_scalars(blinds)
+    return [tags.split_output(oprf.finalize_with_inverse(value, inverse, packed[j * _E:(j + 1) * _E]))
+            for j, (value, inverse) in enumerate(zip(values, inverses, strict=True))]
+
+
 class IntersectionQuery(_Query):
     """Which of my records are on the partner's list, with its label for each hit."""
 
@@ -104,7 +119,8 @@ class IntersectionQuery(_Query):
         self._items = [(i, k) for i, r in enumerate(self.records) for k in profile.match_keys(r)]
         self._batch_size = params.limits.max_batch_size
         self._pending: dict[int, list[bytes]] = {}
-        self._outputs: list[tuple[bytes, bytes] | None] = [None] * len(self._items)
+        self._finalizing: list[tuple[int, Future[list[tuple[bytes, bytes]]]]] = []
+        self._inline = len(self._items) < parallel.INLINE_BELOW
 
     def __repr__(self) -> str:
         return f"IntersectionQuery(records={len(self.records)}, keys={len(self._items)})"
@@ -113,13 +129,22 @@ class IntersectionQuery(_Query):
     def total_elements(self) -> int:
         return len(self._items)
 
+    def _values(self, index: int) -> list[bytes]:
+        start = index * self._batch_size
+        return [k.value for _, k in self._items[start:start + self._batch_size]]
+
     def batches(self) -> Iterator[BlindedBatch]:
-        """Blind lazily, one batch at a time, so sending overlaps blinding."""
-        for index, start in enumerate(range(0, len(self._items), self._batch_size)):
-            chunk = self._items[start:start + self._batch_size]
-            blinds, blinded = oprf.blind_many([k.value for _, k in chunk])
+        """Blind on all cores a few batches ahead, so sending overlaps blinding."""
+        count = -(-len(self._items) // self._batch_size)
+        ahead: deque[Future[tuple[list[bytes], bytes]]] = deque()
+        submitted = 0
+        for index in range(count):
+            while submitted < count and len(ahead) < 2 * parallel.worker_count():
+                ahead.append(parallel.submit(blind_values, self._values(submitted), inline=self._inline))
+                submitted += 1
+            blinds, packed = ahead.popleft().result()
             self._pending[index] = blinds
-            yield BlindedBatch(index, b"".join(blinded))
+            yield BlindedBatch(index, packed)
 
     def receive(self, msg: EvaluatedBatch) -> None:
         blinds = self._pending.pop(msg.index, None)
@@ -129,20 +154,14 @@ class IntersectionQuery(_Query):
             raise MalformedMessageError(
                 f"batch {msg.index}: expected {len(blinds)} evaluated elements, got {len(msg.elements)} bytes"
             )
-        start = msg.index * self._batch_size
-        inverses = group.batch_invert_scalars(blinds)
-        for j, inverse in enumerate(inverses):
-            key = self._items[start + j][1].value
-            evaluated = msg.elements[j * _E:(j + 1) * _E]
-            self._outputs[start + j] = tags.split_output(
-                oprf.finalize_with_inverse(key, inverse, evaluated)
-            )
+        self._finalizing.append((msg.index, parallel.submit(
+            finalize_values, self._values(msg.index), blinds, msg.elements, inline=self._inline)))
 
     def result(self, index: TagIndex) -> MatchResult:
         """Look every finalized output up among the partner's tags and open the labels."""
-        if self._pending or any(o is None for o in self._outputs):
+        if self._pending or len(self._finalizing) * self._batch_size < len(self._items):
             raise OutOfOrderError("not every batch has been evaluated")
-        outputs = [o for o in self._outputs if o is not None]
+        outputs = [o for _, future in sorted(self._finalizing, key=lambda f: f[0]) for o in future.result()]
         found: dict[tuple[str, str, str], set[str]] = {}
         keys: dict[tuple[str, str, str], bytes] = {}
         for (record_index, match_key), (_, label_key), positions in zip(

@@ -19,7 +19,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from psi import oprf
 from psi.errors import MalformedMessageError
-from psi.profiles import MatchKey
+from psi.profiles import MatchKey, Profile
+from psi.records import Record
 
 TAG_MATERIAL_BYTES = 32
 FALSE_POSITIVE_BITS = 40  # target: below 2^-40 false tag matches per query
@@ -95,3 +96,9 @@ def check_tags_blob(blob: bytes, length: int) -> int:
     if length <= 0 or len(blob) % length:
         raise MalformedMessageError(f"tag data of {len(blob)} bytes is not a multiple of {length}")
     return len(blob) // length
+
+
+def entries_for_records(records: list[Record], key: bytes, profile: Profile) -> list[tuple[str, ServerEntry]]:
+    """Precompute the entries of many records (one worker's share of a list)."""
+    return [(r.record_id, e) for r in records
+            for e in server_entries(key, profile.match_keys(r), encode_label(r.reference, r.category))]

@@ -11,11 +11,10 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from psi import tags
+from psi import parallel, tags
 from psi.errors import BudgetExceededError, InputError, ReplayError
 from psi.profiles import Profile
 from psi.records import IdentityDocument, PartialDate, Record
@@ -56,8 +55,11 @@ BeforeCommit = Callable[[int, int], None]
 
 
 def record_to_json(record: Record) -> str:
-    doc = asdict(record)
-    doc["birth_date"] = record.birth_date.isoformat() if record.birth_date else None
+    doc = {"record_id": record.record_id, "name": record.name,
+           "birth_date": record.birth_date.isoformat() if record.birth_date else None,
+           "nationality": record.nationality, "reference": record.reference, "category": record.category,
+           "documents": [{"doc_type": d.doc_type, "number": d.number, "country": d.country}
+                         for d in record.documents]}
     return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
 
@@ -74,14 +76,13 @@ def record_from_json(text: str) -> Record:
 
 def compute_entries(key: ServerKey, profile: Profile, records: Sequence[Record],
                     progress: Progress | None = None) -> list[tuple[str, ServerEntry]]:
-    out: list[tuple[str, ServerEntry]] = []
-    for done, record in enumerate(records, start=1):
-        label = tags.encode_label(record.reference, record.category)
-        out.extend((record.record_id, e) for e in
-                   tags.server_entries(key.secret, profile.match_keys(record), label))
-        if progress and (done % 1000 == 0 or done == len(records)):
-            progress(done, len(records))
-    return out
+    """Every record's tag material for the key's epoch, computed on all cores."""
+    return list(start_entries(key, profile, records).results(progress))
+
+
+def start_entries(key: ServerKey, profile: Profile,
+                  records: Sequence[Record]) -> parallel.Chunks[tuple[str, ServerEntry]]:
+    return parallel.map_chunks(tags.entries_for_records, records, key.secret, profile, chunk=2048)
 
 
 def _insert_entries(db: sqlite3.Connection, epoch: int, entries: list[tuple[str, ServerEntry]]) -> None:
@@ -187,14 +188,16 @@ class Store:
     def upsert(self, records: Sequence[Record], key: ServerKey, profile: Profile,
                progress: Progress | None = None, before_commit: BeforeCommit | None = None) -> int:
         """Insert or update records with their entries for the key's epoch, all at once."""
-        entries = compute_entries(key, profile, records, progress)
+        running = start_entries(key, profile, records)
+        rows = [(r.record_id, record_to_json(r)) for r in records]  # while the workers compute
+        entries = list(running.results(progress))
         with self._transaction() as db:
             existing = {row[0] for row in db.execute("SELECT record_id FROM records")}
             updated = sum(1 for r in records if r.record_id in existing)
             db.executemany("DELETE FROM entries WHERE record_id=?", [(r.record_id,) for r in records])
             db.executemany(
                 "INSERT INTO records VALUES (?, ?) ON CONFLICT(record_id) DO UPDATE SET data=excluded.data",
-                [(r.record_id, record_to_json(r)) for r in records],
+                rows,
             )
             _insert_entries(db, key.epoch, entries)
             if before_commit:

@@ -147,3 +147,11 @@ def test_synthetic_lists_match_exactly_in_both_modes() -> None:
     counted = run_in_memory(LISTS.b, LISTS.a, Mode.CARDINALITY, limits=LIMITS, key=KEY)
     assert counted.hit_records == len(LISTS.overlap)
     assert counted.hits == ()
+
+
+def test_large_queries_run_on_worker_processes_with_the_same_result() -> None:
+    lists = make_lists(2500, 300, 120, seed=9)  # over parallel.INLINE_BELOW keys: the pool is used
+    refs = {r.record_id: r.reference for r in lists.b}
+    result = run_in_memory(lists.b, lists.a, Mode.INTERSECTION)
+    assert result.keys >= 2048
+    assert {(h.record_id, h.reference) for h in result.hits} == {(a, refs[b]) for a, b in lists.overlap}

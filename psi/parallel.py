@@ -1,0 +1,72 @@
+"""Group operations on both cores: a pool of spawned worker processes.
+
+Spawned, not forked: forking a process that runs gRPC threads is unsafe.
+Small jobs run inline, where a pool's start-up and pickling would cost more
+than they save.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+R = TypeVar("R")
+INLINE_BELOW = 2048  # items: below this, a job runs in the calling process
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+
+
+def worker_count() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def _shared_pool() -> ProcessPoolExecutor:
+    global _pool  # noqa: PLW0603  (one pool per process, started on first use)
+    with _lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(worker_count(), mp_context=multiprocessing.get_context("spawn"))
+            atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
+        return _pool
+
+
+def submit(fn: Callable[..., R], *args: Any, inline: bool = False) -> Future[R]:
+    """Run `fn(*args)` in a worker (or here, if `inline`); returns a future either way."""
+    if inline or worker_count() == 1:
+        future: Future[R] = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # delivered through the future, like a worker's error
+            future.set_exception(exc)
+        return future
+    return _shared_pool().submit(fn, *args)
+
+
+@dataclass(frozen=True)
+class Chunks(Generic[R]):
+    """fn(chunk, *args) running over consecutive chunks of a list; `results()` gathers them in order."""
+
+    futures: list[Future[list[R]]]
+    sizes: list[int]
+
+    def results(self, progress: Callable[[int, int], None] | None = None) -> Iterator[R]:
+        done, total = 0, sum(self.sizes)
+        for future, size in zip(self.futures, self.sizes, strict=True):
+            yield from future.result()
+            done += size
+            if progress:
+                progress(done, total)
+
+
+def map_chunks(fn: Callable[..., list[R]], items: Sequence[Any], *args: Any, chunk: int = 4096) -> Chunks[R]:
+    """Start fn over `items` in chunks on all cores (inline when small); the caller gathers later."""
+    inline = len(items) < INLINE_BELOW
+    starts = range(0, len(items), chunk)
+    return Chunks([submit(fn, list(items[i:i + chunk]), *args, inline=inline) for i in starts],
+                  [min(chunk, len(items) - i) for i in starts])
