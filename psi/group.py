@@ -59,7 +59,9 @@ def check_element(encoded: bytes) -> None:
         raise MalformedMessageError(f"element must be {ELEMENT_BYTES} bytes, got {len(encoded)}")
     if encoded == IDENTITY:
         raise MalformedMessageError("element is the identity")
-    if not _is_valid(encoded):
+    # RFC 9496 4.3.1: s >= p is not canonical. libsodium ignores bit 255, so an encoding with it
+    # set would decode like the one without: check it here.
+    if encoded[31] & 0x80 or not _is_valid(encoded):
         raise MalformedMessageError("element is not a canonical ristretto255 encoding")
 
 

@@ -36,3 +36,9 @@ def test_random_scalar_is_reduced_and_nonzero() -> None:
     for _ in range(50):
         s = group.random_scalar()
         assert 0 < int.from_bytes(s, "little") < group.ORDER
+
+
+def test_bit_255_set_is_not_canonical() -> None:
+    valid = rbcl.crypto_core_ristretto255_random()
+    with pytest.raises(MalformedMessageError, match="canonical"):
+        group.check_element(valid[:31] + bytes([valid[31] | 0x80]))
