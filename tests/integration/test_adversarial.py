@@ -182,6 +182,9 @@ CASES: dict[str, tuple[Code, str, Callable[[Env], grpc.RpcError]]] = {
                          lambda e: evaluate(e, [e.start(2), batch(0, GOOD + bytes(32))])),
     "non-canonical element": (Code.INVALID_ARGUMENT, "batch 0, element 0: element is not a canonical",
                               lambda e: evaluate(e, [e.start(1), batch(0, b"\xff" * 32)])),
+    "element with bit 255 set (non-canonical)": (
+        Code.INVALID_ARGUMENT, "batch 0, element 0: element is not a canonical",
+        lambda e: evaluate(e, [e.start(1), batch(0, GOOD[:31] + bytes([GOOD[31] | 0x80]))])),
     "element of the wrong length": (Code.INVALID_ARGUMENT, "not a positive multiple of 32",
                                     lambda e: evaluate(e, [e.start(1), batch(0, GOOD[:31])])),
     "empty batch": (Code.INVALID_ARGUMENT, "not a positive multiple",
