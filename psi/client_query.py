@@ -159,7 +159,7 @@ class IntersectionQuery(_Query):
 
     def result(self, index: TagIndex) -> MatchResult:
         """Look every finalized output up among the partner's tags and open the labels."""
-        if self._pending or len(self._finalizing) * self._batch_size < len(self._items):
+        if self._pending or len(self._finalizing) != -(-len(self._items) // self._batch_size):
             raise OutOfOrderError("not every batch has been evaluated")
         outputs = [o for _, future in sorted(self._finalizing, key=lambda f: f[0]) for o in future.result()]
         found: dict[tuple[str, str, str], set[str]] = {}

@@ -169,10 +169,10 @@ class FollowUpDesk:
             unknown = sorted(set(approve_fields) - set(FIELDS))
             if unknown or not approve_fields:
                 raise InputError(f"fields must be some of {', '.join(FIELDS)} (unknown: {unknown or 'none given'})")
-            records = [r for r in self._store.records() if r.record_id == item.record_id]
-            if not records:
+            record = self._store.record(item.record_id)
+            if record is None:
                 raise NotFoundError(f"record {item.record_id} is no longer on the list")
-            values = field_values(records[0], list(dict.fromkeys(approve_fields)))
+            values = field_values(record, list(dict.fromkeys(approve_fields)))
             status = "approved"
         else:
             if not reason.strip():

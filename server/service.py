@@ -50,13 +50,13 @@ class MatchingService(pb_grpc.MatchingServicer):
             raise NotFoundError(f"no list '{list_id}' on this node; it serves '{own}'")
         return own
 
-    def _refusal(self, context: grpc.ServicerContext, rpc: str, session: ServerSession | None = None,
+    def _refusal(self, context: grpc.ServicerContext, rpc: str, session_id: str = "",
                  requested: list[SessionStart] | None = None) -> Callable[[grpc.StatusCode, str], None]:
         """Audits a refusal, with what the partner asked for when a session start arrived."""
         def record(code: grpc.StatusCode, message: str) -> None:
             start = requested[-1] if requested else None
             self._node.audit.append(events.refused(peer_identity(context), rpc, code.name, message, start,
-                                                   session.session_id if session else ""))
+                                                   session_id))
         return record
 
     def GetParameters(self, request: pb.GetParametersRequest, context: grpc.ServicerContext) -> pb.Parameters:
@@ -95,12 +95,12 @@ class MatchingService(pb_grpc.MatchingServicer):
 
     def Evaluate(self, request_iterator: Iterator[pb.EvaluateRequest],
                  context: grpc.ServicerContext) -> Iterator[pb.EvaluateResponse]:
-        key, snapshot = self._node.current()
-        params = self._node.parameters(snapshot)
-        session = ServerSession(key.secret, params, uuid.uuid4().hex)
+        session_id = uuid.uuid4().hex
         partner = peer_identity(context)
         requested: list[SessionStart] = []
-        with grpc_errors(context, self._refusal(context, "Evaluate", session, requested)):
+        with grpc_errors(context, self._refusal(context, "Evaluate", session_id, requested)):
+            key, snapshot = self._node.current()
+            session = ServerSession(key.secret, self._node.parameters(snapshot), session_id)
             agreement = self._node.policy.agreement(partner)
             with self._node.policy.sessions.session(agreement):
                 yield from self._evaluate(session, agreement, partner, requested,

@@ -138,6 +138,10 @@ class Store:
             rows = self._db.execute("SELECT data FROM records ORDER BY record_id").fetchall()
         return [record_from_json(r[0]) for r in rows]
 
+    def record(self, record_id: str) -> Record | None:
+        data = self._one("SELECT data FROM records WHERE record_id=?", (record_id,))
+        return None if data is None else record_from_json(str(data))
+
     def records_with_reference(self, reference: str) -> list[Record]:
         with self._lock:
             rows = self._db.execute("SELECT data FROM records WHERE json_extract(data, '$.reference') = ?",
