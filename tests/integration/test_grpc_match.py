@@ -110,3 +110,21 @@ def test_remote_errors_carry_status_and_details(start_node: StartNode, client_fo
         client.parameters("no-such-list")
     assert refused.value.status == "NOT_FOUND"
     assert "no-such-list" in refused.value.details
+
+
+def test_an_update_recomputes_only_the_changed_records(start_node: StartNode, client_for: Connect,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    live = start_node(LISTS.b)
+    client = client_for(live)
+    client.match(LISTS.a, purpose="p", case_reference="c")
+    changed = [replace(r, reference=r.reference + "-v2") for r in LISTS.b[:3]]  # ~1% of the list
+    evaluated: list[str] = []
+    original = tags.server_entries
+    monkeypatch.setattr(tags, "server_entries", lambda key, keys, label: (
+        evaluated.extend(k.rule_id for k in keys), original(key, keys, label))[1])
+    report = import_records(live.config, changed, "test-operator")
+    assert (report.added, report.updated) == (0, 3)
+    assert len(evaluated) == report.match_keys == sum(len(live.config.profile.match_keys(r)) for r in changed)
+    after = client.match(LISTS.a, purpose="p", case_reference="c")
+    refs = {r.record_id: r.reference for r in (*changed, *LISTS.b[3:])}
+    assert {(h.record_id, h.reference) for h in after.hits} == {(a, refs[b]) for a, b in LISTS.overlap}
