@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -11,6 +12,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from client.api import ClientTls, MatchClient
+from psi import tags
 from psi.errors import ParameterMismatchError, RemoteError
 from psi.messages import Mode
 from psi.profiles import Profile
