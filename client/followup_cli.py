@@ -6,6 +6,8 @@ import argparse
 import csv
 import getpass
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
@@ -86,9 +88,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _desk(config: NodeConfig) -> tuple[FollowUpDesk, Store]:
-    store = Store(config.store_path)
-    return FollowUpDesk(config.store_path, store, open_audit_log(config)), store
+@contextmanager
+def _desk(config: NodeConfig) -> Iterator[FollowUpDesk]:
+    """The node's follow-up desk; its audit log is signed and closed afterwards."""
+    store, audit = Store(config.store_path), open_audit_log(config)
+    try:
+        yield FollowUpDesk(store, audit)
+    finally:
+        audit.close()
+        store.close()
 
 
 def _show(items: list[FollowUp]) -> None:
@@ -104,34 +112,23 @@ def _show(items: list[FollowUp]) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    desk, store = _desk(load_config(args.config))
-    try:
-        items = desk.all()
-        _show([i for i in items if args.all or i.status == "pending"])
-    finally:
-        desk.close()
-        store.close()
+    with _desk(load_config(args.config)) as desk:
+        _show([i for i in desk.all() if args.all or i.status == "pending"])
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    desk, store = _desk(load_config(args.config))
-    try:
+    with _desk(load_config(args.config)) as desk:
         item = desk.get(args.id)
-        _show([item])
-        console.print(f"message: {item.message or '-'}", highlight=False)
-        if item.fields:
-            console.print(f"released fields: {', '.join(sorted(item.fields))}", highlight=False)
-    finally:
-        desk.close()
-        store.close()
+    _show([item])
+    console.print(f"message: {item.message or '-'}", highlight=False)
+    if item.fields:
+        console.print(f"released fields: {', '.join(sorted(item.fields))}", highlight=False)
     return 0
 
 
 def cmd_decide(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    desk, store = _desk(config)
-    try:
+    with _desk(load_config(args.config)) as desk:
         if args.decision == "approve":
             fields = [f.strip() for f in args.fields.split(",") if f.strip()]
             item = desk.decide(args.id, args.officer, approve_fields=fields)
@@ -139,9 +136,6 @@ def cmd_decide(args: argparse.Namespace) -> int:
         else:
             item = desk.decide(args.id, args.officer, reason=args.reason)
             print(f"denied follow-up {item.followup_id} for {item.partner}: {item.reason}")
-    finally:
-        desk.close()
-        store.close()
     return 0
 
 

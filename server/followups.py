@@ -10,13 +10,8 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
-import sqlite3
-import threading
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from psi import followup, oprf, tags
@@ -84,26 +79,10 @@ def field_values(record: Record, names: list[str]) -> dict[str, str]:
 class FollowUpDesk:
     """The answering node's follow-up requests, in its store's SQLite file."""
 
-    def __init__(self, path: Path, store: Store, audit: AuditLog) -> None:
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.executescript(_SCHEMA)
-        self._lock = threading.RLock()
+    def __init__(self, store: Store, audit: AuditLog) -> None:
+        store.add_tables(_SCHEMA)
         self._store = store
         self._audit = audit
-
-    def close(self) -> None:
-        self._db.close()
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
 
     def receive(self, partner: str, agreement: Agreement, key: ServerKey, profile: Profile,
                 request: dict[str, Any], now: dt.datetime) -> FollowUp:
@@ -122,7 +101,7 @@ class FollowUpDesk:
                        timestamp(now + dt.timedelta(hours=agreement.followup_reply_hours)), "pending", "", "", "",
                        {})
         self._audit.append(events.followup(row.__dict__, "followup.received", role="server"))
-        with self._transaction() as db:
+        with self._store.transaction() as db:
             db.execute("INSERT INTO followups VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (row.followup_id, partner, row.reference, row.record_id, row.purpose, row.case_reference,
                         row.officer, row.message, request["request_id"], row.created, row.deadline, row.status,
@@ -130,11 +109,10 @@ class FollowUpDesk:
         return row
 
     def get(self, followup_id: str) -> FollowUp:
-        with self._lock:
-            row = self._db.execute(
-                "SELECT id, partner, reference, record_id, purpose, case_reference, officer, message, created, "
-                "deadline, status, decided_by, decided_at, reason, fields FROM followups WHERE id=?",
-                (followup_id,)).fetchone()
+        rows = self._store.query(
+            "SELECT id, partner, reference, record_id, purpose, case_reference, officer, message, created, "
+            "deadline, status, decided_by, decided_at, reason, fields FROM followups WHERE id=?", (followup_id,))
+        row = rows[0] if rows else None
         if row is None:
             raise NotFoundError(f"no follow-up request '{followup_id}'")
         names = [f.name for f in dataclasses.fields(FollowUp)]
@@ -152,8 +130,7 @@ class FollowUpDesk:
         return item
 
     def all(self) -> list[FollowUp]:
-        with self._lock:
-            ids = [r[0] for r in self._db.execute("SELECT id FROM followups ORDER BY created")]
+        ids = [r[0] for r in self._store.query("SELECT id FROM followups ORDER BY created")]
         return [self.get(i) for i in ids]
 
     def decide(self, followup_id: str, officer: str, *, approve_fields: list[str] | None = None,
@@ -182,7 +159,7 @@ class FollowUpDesk:
         body = events.followup(item.__dict__, f"followup.{status}", role="server")
         body.update({"decided_by": officer, "fields_approved": sorted(values), "reason": reason})
         self._audit.append(body)
-        with self._transaction() as db:
+        with self._store.transaction() as db:
             db.execute("UPDATE followups SET status=?, decided_by=?, decided_at=?, reason=?, fields=? WHERE id=?",
                        (status, officer, decided_at, reason, json.dumps(values, ensure_ascii=False), followup_id))
         return self.get(followup_id)

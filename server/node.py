@@ -28,7 +28,7 @@ class Node:
         self.config = config
         self.store = store
         self.audit = audit
-        self.followups = FollowUpDesk(config.store_path, store, audit)
+        self.followups = FollowUpDesk(store, audit)
         self.policy = Policy(config.agreements)
         self._lock = threading.Lock()
         self._key_stamp: tuple[int, int] = (-1, -1)
@@ -82,7 +82,6 @@ class Node:
     def close(self) -> None:
         """Sign the audit log's head and close the store."""
         self.audit.close()
-        self.followups.close()
         self.store.close()
 
     def parameters(self, snap: TagSnapshot | None = None) -> Parameters:

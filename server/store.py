@@ -111,7 +111,7 @@ class Store:
         self._db.close()
 
     @contextmanager
-    def _transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
@@ -122,9 +122,18 @@ class Store:
             self._db.execute("COMMIT")
 
     def _one(self, sql: str, args: tuple[object, ...] = ()) -> Any:
+        rows = self.query(sql, args)
+        return rows[0][0] if rows else None
+
+    def query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        """Rows of one read, safe beside the server's other threads."""
         with self._lock:
-            row = self._db.execute(sql, args).fetchone()
-        return row[0] if row else None
+            return list(self._db.execute(sql, args).fetchall())
+
+    def add_tables(self, schema: str) -> None:
+        """Create the tables of a module that keeps its data in this store (e.g. follow-ups)."""
+        with self._lock:
+            self._db.executescript(schema)
 
     @property
     def list_version(self) -> int:
@@ -153,7 +162,7 @@ class Store:
         return None if value is None else str(value)
 
     def set_setting(self, name: str, value: str) -> None:
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
                        (name, value))
 
@@ -162,7 +171,7 @@ class Store:
 
     def charge_budget(self, partner: str, epoch: int, amount: int, limit: int) -> int:
         """Add `amount` evaluated elements to the partner's budget for the epoch, or refuse."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT used FROM budgets WHERE partner=? AND epoch=?", (partner, epoch)).fetchone()
             used = int(row[0]) if row else 0
             if used + amount > limit:
@@ -175,7 +184,7 @@ class Store:
 
     def refund_budget(self, partner: str, epoch: int, amount: int) -> None:
         if amount > 0:
-            with self._transaction() as db:
+            with self.transaction() as db:
                 db.execute("UPDATE budgets SET used=MAX(0, used-?) WHERE partner=? AND epoch=?",
                            (amount, partner, epoch))
 
@@ -183,7 +192,7 @@ class Store:
         """Record a request id once; a second use is a replay."""
         if not request_id:
             raise InputError("a request needs a request id (a fresh random string per request)")
-        with self._transaction() as db:
+        with self.transaction() as db:
             try:
                 db.execute("INSERT INTO requests VALUES (?, ?)", (partner, request_id))
             except sqlite3.IntegrityError:
@@ -195,7 +204,7 @@ class Store:
         running = start_entries(key, profile, records)
         rows = [(r.record_id, record_to_json(r)) for r in records]  # while the workers compute
         entries = list(running.results(progress))
-        with self._transaction() as db:
+        with self.transaction() as db:
             existing = {row[0] for row in db.execute("SELECT record_id FROM records")}
             updated = sum(1 for r in records if r.record_id in existing)
             db.executemany("DELETE FROM entries WHERE record_id=?", [(r.record_id,) for r in records])
@@ -211,7 +220,7 @@ class Store:
     def erase(self, record_ids: Sequence[str],
               before_commit: Callable[[list[str]], object] | None = None) -> list[str]:
         """Remove records (and their tags) by id; returns the ids that existed."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             found = [rid for rid in dict.fromkeys(record_ids)
                      if db.execute("SELECT 1 FROM records WHERE record_id=?", (rid,)).fetchone()]
             db.executemany("DELETE FROM records WHERE record_id=?", [(rid,) for rid in found])
@@ -229,14 +238,14 @@ class Store:
             ).fetchall()
         entries = compute_entries(key, profile, [record_from_json(r[0]) for r in rows], progress)
         if entries:
-            with self._transaction() as db:
+            with self.transaction() as db:
                 _insert_entries(db, key.epoch, entries)
         return len(entries)
 
     def drop_other_epochs(self, epoch: int) -> None:
         """Forget every other epoch's tags (after a rotation, or a restart mid-rotation)."""
         if self._one("SELECT COUNT(*) FROM entries WHERE epoch<>?", (epoch,)):
-            with self._transaction() as db:
+            with self.transaction() as db:
                 db.execute("DELETE FROM entries WHERE epoch<>?", (epoch,))
                 db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
 
@@ -247,7 +256,7 @@ class Store:
 
     def entries(self, epoch: int) -> tuple[int, list[bytes], list[bytes], list[bytes]]:
         """(list version, tag materials, sealed labels, cardinality materials) in one read."""
-        with self._transaction(write=False) as db:
+        with self.transaction(write=False) as db:
             version = int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0])
             rows = db.execute(
                 "SELECT tag_material, sealed_label, cardinality_material FROM entries WHERE epoch=?",
