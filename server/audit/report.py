@@ -104,22 +104,23 @@ def _svg_timeline(report: Report) -> str:
         return "<p>No queries in this period.</p>"
     values = [(d, report.timeline[d].queries_served + report.timeline[d].queries_made,
                report.timeline[d].refused) for d in days]
-    top = max(max(q, r) for _, q, r in values) or 1
-    width, height, bar = max(320, 60 * len(days)), 220, 20
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + 60}" role="img" '
+    peak = max(max(q, r) for _, q, r in values) or 1
+    width, height, bar, margin = max(320, 60 * len(days)), 220, 20, 25  # margin: room for the labels
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height + margin + 60}" role="img" '
              'aria-label="queries and refusals per day">']
     for i, (day, queries, refused) in enumerate(values):
         x = 40 + i * 60
         for j, (value, colour) in enumerate(((queries, "#3b6ea5"), (refused, "#c0392b"))):
-            h = round(height * value / top)
-            parts.append(f'<rect x="{x + j * bar}" y="{height - h + 10}" width="{bar - 2}" height="{h}" '
+            h = round(height * value / peak)
+            parts.append(f'<rect x="{x + j * bar}" y="{margin + height - h}" width="{bar - 2}" height="{h}" '
                          f'fill="{colour}"><title>{day}: {value}</title></rect>')
-            parts.append(f'<text x="{x + j * bar + 2}" y="{height - h + 6}" font-size="10">{value}</text>')
-        parts.append(f'<text x="{x}" y="{height + 28}" font-size="10">{html.escape(day)}</text>')
-    parts.append(f'<rect x="40" y="{height + 40}" width="10" height="10" fill="#3b6ea5"/>'
-                 f'<text x="55" y="{height + 49}" font-size="11">queries</text>'
-                 f'<rect x="120" y="{height + 40}" width="10" height="10" fill="#c0392b"/>'
-                 f'<text x="135" y="{height + 49}" font-size="11">refused</text></svg>')
+            parts.append(f'<text x="{x + j * bar + 2}" y="{margin + height - h - 4}" font-size="10">{value}</text>')
+        parts.append(f'<text x="{x}" y="{margin + height + 18}" font-size="10">{html.escape(day)}</text>')
+    legend = margin + height + 30
+    parts.append(f'<rect x="40" y="{legend}" width="10" height="10" fill="#3b6ea5"/>'
+                 f'<text x="55" y="{legend + 9}" font-size="11">queries</text>'
+                 f'<rect x="120" y="{legend}" width="10" height="10" fill="#c0392b"/>'
+                 f'<text x="135" y="{legend + 9}" font-size="11">refused</text></svg>')
     return "".join(parts)
 
 
