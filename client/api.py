@@ -24,13 +24,23 @@ import grpc
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
+from client.tag_cache import CachedTags, TagCache
 from psi import followup
 from psi.client_query import CardinalityQuery, Hit, IntersectionQuery, MatchResult
 from psi.errors import InputError, MalformedMessageError, PsiError, RemoteError, StaleStateError
-from psi.messages import EvaluatedBatch, Finish, FollowUpStatus, Mode, Parameters, Progress, SessionAccepted
+from psi.messages import (
+    EvaluatedBatch,
+    Finish,
+    FollowUpStatus,
+    Mode,
+    Parameters,
+    Progress,
+    SessionAccepted,
+    TagChunk,
+)
 from psi.profiles import EXACT_PROFILE, Profile
 from psi.records import Record
-from psi.tagset import TagIndex
+from psi.tagset import TagIndex, apply_delta
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
@@ -99,7 +109,7 @@ class MatchClient:
     """One mutual-TLS channel to one partner node."""
 
     def __init__(self, target: str, tls: ClientTls, *, server_name: str | None = None,
-                 timeout: float = 3600.0) -> None:
+                 timeout: float = 3600.0, cache_dir: Path | None = None) -> None:
         options: list[tuple[str, int | str]] = [("grpc.max_receive_message_length", 64 << 20)]
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
@@ -108,6 +118,7 @@ class MatchClient:
         self._timeout = timeout
         self._target = target
         self._identity = tls.identity()
+        self._cache = TagCache(cache_dir) if cache_dir else None
 
     def __enter__(self) -> MatchClient:
         return self
@@ -128,37 +139,66 @@ class MatchClient:
 
     def fetch_tags(self, params: Parameters, mode: Mode,
                    progress: ProgressCallback | None = None) -> TagIndex:
-        """The partner's tag set for this epoch; resumes from the last offset if the stream drops."""
+        """The partner's tag set for this epoch.
+
+        With a cache, an unchanged set costs no transfer and a changed one only its changes;
+        a full transfer resumes from the last offset if the stream drops.
+        """
+        cached = self._cache.load(params.node_id, params.list_id, mode) if self._cache else None
+        if cached and (cached.key_epoch, cached.tag_length) != (params.key_epoch, params.tag_length):
+            cached = None  # another epoch or tag length: its tags are of no use
+        if cached and cached.list_version == params.list_version:
+            tags, labels, version = cached.tags, list(cached.labels), cached.list_version
+        else:
+            tags, labels, version = self._stream_tags(params, mode, cached, progress)
+        if self._cache:
+            self._cache.save(CachedTags(params.node_id, params.list_id, mode, params.key_epoch, version,
+                                        params.tag_length, tags, tuple(labels)))
+        return TagIndex(tags, params.tag_length, labels if mode is Mode.INTERSECTION else ())
+
+    def _stream_tags(self, params: Parameters, mode: Mode, cached: CachedTags | None,
+                     progress: ProgressCallback | None) -> tuple[bytes, list[bytes], int]:
         tags = bytearray()
         labels: list[bytes] = []
-        received = 0
-        version = 0
+        received = version = 0
         total = params.tag_count
+        since = cached.list_version if cached else 0
         for attempt in itertools.count():
             request = pb.StreamTagsRequest(list_id=params.list_id, mode=codec.mode_to_pb(mode),
-                                           key_epoch=params.key_epoch, list_version=version,
-                                           offset=received)
+                                           key_epoch=params.key_epoch, list_version=version, offset=received,
+                                           since_version=since, cached_tag_length=params.tag_length)
             try:
-                for message in self._stub.StreamTags(request, timeout=self._timeout):
-                    chunk = codec.tag_chunk_from_pb(message)
+                chunks = (codec.tag_chunk_from_pb(m) for m in self._stub.StreamTags(request, timeout=self._timeout))
+                deltas: list[TagChunk] = []
+                for chunk in chunks:
                     if chunk.key_epoch != params.key_epoch:
                         raise StaleStateError("the partner's key epoch changed; match again")
+                    if chunk.delta and cached:
+                        deltas.append(chunk)
+                        continue
                     if chunk.offset != received:
-                        raise MalformedMessageError(
-                            f"tag chunk at offset {chunk.offset}, expected {received}")
+                        raise MalformedMessageError(f"tag chunk at offset {chunk.offset}, expected {received}")
                     version, total = chunk.list_version, chunk.total
                     tags += chunk.tags
                     labels.extend(chunk.labels)
                     received += len(chunk.tags) // params.tag_length
                     if progress:
                         progress("tags", received, total)
+                if cached and deltas:
+                    merged, merged_labels = apply_delta(cached.tags, cached.labels, params.tag_length, deltas)
+                    if len(merged) // params.tag_length != deltas[0].total:
+                        raise MalformedMessageError("the partner's changes do not add up to its tag count")
+                    if progress:
+                        progress("tags", deltas[0].total, deltas[0].total)
+                    return merged, merged_labels, deltas[0].list_version
                 break
             except grpc.RpcError as exc:
                 if exc.code() not in _RESUMABLE or attempt >= _MAX_RESUMES:
                     raise _remote(exc) from None
+                since = 0 if received else since  # a broken full transfer resumes as a full one
         if received != total:
             raise MalformedMessageError(f"received {received} of {total} tags")
-        return TagIndex(bytes(tags), params.tag_length, labels if mode is Mode.INTERSECTION else ())
+        return bytes(tags), labels, version
 
     def match(self, records: Sequence[Record], *, purpose: str, case_reference: str,
               operator: str = "", mode: Mode = Mode.INTERSECTION, profile: Profile = EXACT_PROFILE,

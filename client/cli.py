@@ -133,7 +133,8 @@ def cmd_match(args: argparse.Namespace) -> int:
         raise PsiError("give --config NODE.toml, or all of --ca, --cert and --key")
     records = read_records(args.input, args.format)
     mode = Mode(args.mode)
-    with MatchClient(args.server, tls, server_name=args.server_name) as client, \
+    cache = config.data_dir / "partner-tags" if args.config else None  # repeated queries fetch only changes
+    with MatchClient(args.server, tls, server_name=args.server_name, cache_dir=cache) as client, \
             progress_bar(not args.quiet) as update:
         try:
             result = client.match(records, purpose=args.purpose, case_reference=args.case,

@@ -102,6 +102,9 @@ class TagChunk:
     total: int
     tags: bytes
     labels: tuple[bytes, ...] = ()
+    delta: bool = False  # tags/labels are additions since the client's version
+    removed_tags: bytes = b""
+    removed_labels: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)

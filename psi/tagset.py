@@ -92,3 +92,58 @@ class TagIndex:
 
     def label(self, position: int) -> bytes:
         return self._labels[position]
+
+
+Entry = tuple[bytes, bytes, bytes]  # (tag material, sealed label, cardinality material)
+
+
+def delta_chunks(key_epoch: int, list_version: int, total: int, tag_length: int, mode: Mode,
+                 added: Sequence[Entry], removed: Sequence[Entry], chunk_size: int) -> list[TagChunk]:
+    """The changes since a client's version as TagChunks (additions sorted by value)."""
+    pick = 0 if mode is Mode.INTERSECTION else 2
+
+    def packed(items: Sequence[Entry]) -> tuple[bytes, tuple[bytes, ...]]:
+        ordered = sorted(items, key=lambda e: e[pick][:tag_length])
+        labels = tuple(e[1] for e in ordered) if mode is Mode.INTERSECTION else ()
+        return b"".join(e[pick][:tag_length] for e in ordered), labels
+
+    add_tags, add_labels = packed(added)
+    rm_tags, rm_labels = packed(removed)
+    chunks = []
+    t = tag_length
+    for n, start in enumerate(range(0, max(len(added), len(removed), 1), chunk_size)):
+        stop = start + chunk_size
+        chunks.append(TagChunk(key_epoch, list_version, n, total, add_tags[start * t:stop * t],
+                               add_labels[start:stop], True, rm_tags[start * t:stop * t], rm_labels[start:stop]))
+    return chunks
+
+
+def apply_delta(tags: bytes, labels: Sequence[bytes], tag_length: int, chunks: Sequence[TagChunk]
+                ) -> tuple[bytes, list[bytes]]:
+    """A cached tag set (and labels, in intersection mode) after the delta chunks.
+
+    Changes count as a multiset: an entry removed and added again within the delta nets out.
+    """
+    with_labels = bool(labels) or any(c.labels or c.removed_labels for c in chunks)
+    net: dict[tuple[bytes, bytes], int] = {}
+    for chunk in chunks:
+        for blob, chunk_labels, sign in ((chunk.tags, chunk.labels, 1), (chunk.removed_tags, chunk.removed_labels, -1)):
+            count = check_tags_blob(blob, tag_length) if blob else 0
+            if with_labels and len(chunk_labels) != count:
+                raise MalformedMessageError("a delta chunk's labels do not match its tags")
+            for i in range(count):
+                item = (blob[i * tag_length:(i + 1) * tag_length], chunk_labels[i] if with_labels else b"")
+                net[item] = net.get(item, 0) + sign
+    count = check_tags_blob(tags, tag_length) if tags else 0
+    kept_tags, kept_labels = [], []
+    for i in range(count):
+        item = (tags[i * tag_length:(i + 1) * tag_length], labels[i] if with_labels else b"")
+        if net.get(item, 0) < 0:
+            net[item] += 1  # one fewer copy of this entry
+            continue
+        kept_tags.append(item[0])
+        kept_labels.append(item[1])
+    for (tag, label), extra in net.items():
+        kept_tags.extend([tag] * max(extra, 0))
+        kept_labels.extend([label] * max(extra, 0))
+    return b"".join(kept_tags), kept_labels if with_labels else []

@@ -70,11 +70,13 @@ def parameters_from_pb(m: pb.Parameters) -> Parameters:
 
 def tag_chunk_to_pb(c: TagChunk) -> pb.TagChunk:
     return pb.TagChunk(key_epoch=c.key_epoch, list_version=c.list_version, offset=c.offset,
-                       total=c.total, tags=c.tags, labels=list(c.labels))
+                       total=c.total, tags=c.tags, labels=list(c.labels), delta=c.delta,
+                       removed_tags=c.removed_tags, removed_labels=list(c.removed_labels))
 
 
 def tag_chunk_from_pb(m: pb.TagChunk) -> TagChunk:
-    return TagChunk(m.key_epoch, m.list_version, m.offset, m.total, m.tags, tuple(m.labels))
+    return TagChunk(m.key_epoch, m.list_version, m.offset, m.total, m.tags, tuple(m.labels), m.delta,
+                    m.removed_tags, tuple(m.removed_labels))
 
 
 def client_message_to_pb(msg: ClientMessage) -> pb.EvaluateRequest:

@@ -24,51 +24,51 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15psi/v1/matching.proto\x12\x06psi.v1\"\'\n\x14GetParametersRequest\x12\x0f\n\x07list_id\x18\x01 \x01(\t\"k\n\x06Limits\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x16\n\x0emax_query_size\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\r\x12\x16\n\x0etag_chunk_size\x18\x04 \x01(\r\"\xa1\x02\n\nParameters\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\r\n\x05suite\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0f\n\x07list_id\x18\x04 \x01(\t\x12\x11\n\tkey_epoch\x18\x05 \x01(\x04\x12\x14\n\x0clist_version\x18\x06 \x01(\x04\x12\x11\n\tlist_size\x18\x07 \x01(\x04\x12\x11\n\ttag_count\x18\x08 \x01(\x04\x12\x12\n\ntag_length\x18\t \x01(\r\x12\x12\n\nprofile_id\x18\n \x01(\t\x12\x14\n\x0cprofile_hash\x18\x0b \x01(\x0c\x12\x1b\n\x05modes\x18\x0c \x03(\x0e\x32\x0c.psi.v1.Mode\x12\x1e\n\x06limits\x18\r \x01(\x0b\x32\x0e.psi.v1.Limits\"y\n\x11StreamTagsRequest\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x1a\n\x04mode\x18\x02 \x01(\x0e\x32\x0c.psi.v1.Mode\x12\x11\n\tkey_epoch\x18\x03 \x01(\x04\x12\x14\n\x0clist_version\x18\x04 \x01(\x04\x12\x0e\n\x06offset\x18\x05 \x01(\x04\"p\n\x08TagChunk\x12\x11\n\tkey_epoch\x18\x01 \x01(\x04\x12\x14\n\x0clist_version\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\r\n\x05total\x18\x04 \x01(\x04\x12\x0c\n\x04tags\x18\x05 \x01(\x0c\x12\x0e\n\x06labels\x18\x06 \x03(\x0c\"\xf3\x01\n\x0cSessionStart\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x1a\n\x04mode\x18\x02 \x01(\x0e\x32\x0c.psi.v1.Mode\x12\x11\n\tkey_epoch\x18\x03 \x01(\x04\x12\x12\n\nprofile_id\x18\x04 \x01(\t\x12\x14\n\x0cprofile_hash\x18\x05 \x01(\x0c\x12\x16\n\x0etotal_elements\x18\x06 \x01(\x04\x12\x12\n\ngroup_size\x18\x07 \x01(\r\x12\x0f\n\x07purpose\x18\x08 \x01(\t\x12\x16\n\x0e\x63\x61se_reference\x18\t \x01(\t\x12\x10\n\x08operator\x18\n \x01(\t\x12\x12\n\nrequest_id\x18\x0b \x01(\t\"/\n\x0c\x42lindedBatch\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65lements\x18\x02 \x01(\x0c\"\x08\n\x06\x46inish\"\x89\x01\n\x0f\x45valuateRequest\x12%\n\x05start\x18\x01 \x01(\x0b\x32\x14.psi.v1.SessionStartH\x00\x12%\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x14.psi.v1.BlindedBatchH\x00\x12 \n\x06\x66inish\x18\x03 \x01(\x0b\x32\x0e.psi.v1.FinishH\x00\x42\x06\n\x04step\"8\n\x0fSessionAccepted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tkey_epoch\x18\x02 \x01(\x04\"1\n\x0e\x45valuatedBatch\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65lements\x18\x02 \x01(\x0c\"+\n\x08Progress\x12\x10\n\x08received\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\"\x19\n\x04\x44one\x12\x11\n\tevaluated\x18\x01 \x01(\x04\"\xb4\x01\n\x10\x45valuateResponse\x12+\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x17.psi.v1.SessionAcceptedH\x00\x12\'\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.psi.v1.EvaluatedBatchH\x00\x12$\n\x08progress\x18\x03 \x01(\x0b\x32\x10.psi.v1.ProgressH\x00\x12\x1c\n\x04\x64one\x18\x04 \x01(\x0b\x32\x0c.psi.v1.DoneH\x00\x42\x06\n\x04step\"\xa3\x01\n\x0f\x46ollowUpRequest\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61se_reference\x18\x04 \x01(\t\x12\x0f\n\x07officer\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\r\n\x05proof\x18\x08 \x01(\x0c\")\n\x12GetFollowUpRequest\x12\x13\n\x0b\x66ollowup_id\x18\x01 \x01(\t\",\n\rFollowUpField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xb6\x01\n\x0e\x46ollowUpStatus\x12\x13\n\x0b\x66ollowup_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\t\x12\x0f\n\x07overdue\x18\x04 \x01(\x08\x12%\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x15.psi.v1.FollowUpField\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x11\n\treference\x18\x07 \x01(\t\x12\x12\n\ndecided_by\x18\x08 \x01(\t*I\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11MODE_INTERSECTION\x10\x01\x12\x14\n\x10MODE_CARDINALITY\x10\x02\x32\xd4\x02\n\x08Matching\x12\x41\n\rGetParameters\x12\x1c.psi.v1.GetParametersRequest\x1a\x12.psi.v1.Parameters\x12;\n\nStreamTags\x12\x19.psi.v1.StreamTagsRequest\x1a\x10.psi.v1.TagChunk0\x01\x12\x41\n\x08\x45valuate\x12\x17.psi.v1.EvaluateRequest\x1a\x18.psi.v1.EvaluateResponse(\x01\x30\x01\x12\x42\n\x0fRequestFollowUp\x12\x17.psi.v1.FollowUpRequest\x1a\x16.psi.v1.FollowUpStatus\x12\x41\n\x0bGetFollowUp\x12\x1a.psi.v1.GetFollowUpRequest\x1a\x16.psi.v1.FollowUpStatusb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x15psi/v1/matching.proto\x12\x06psi.v1\"\'\n\x14GetParametersRequest\x12\x0f\n\x07list_id\x18\x01 \x01(\t\"k\n\x06Limits\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\r\x12\x16\n\x0emax_query_size\x18\x02 \x01(\x04\x12\x19\n\x11max_message_bytes\x18\x03 \x01(\r\x12\x16\n\x0etag_chunk_size\x18\x04 \x01(\r\"\xa1\x02\n\nParameters\x12\x18\n\x10protocol_version\x18\x01 \x01(\r\x12\r\n\x05suite\x18\x02 \x01(\t\x12\x0f\n\x07node_id\x18\x03 \x01(\t\x12\x0f\n\x07list_id\x18\x04 \x01(\t\x12\x11\n\tkey_epoch\x18\x05 \x01(\x04\x12\x14\n\x0clist_version\x18\x06 \x01(\x04\x12\x11\n\tlist_size\x18\x07 \x01(\x04\x12\x11\n\ttag_count\x18\x08 \x01(\x04\x12\x12\n\ntag_length\x18\t \x01(\r\x12\x12\n\nprofile_id\x18\n \x01(\t\x12\x14\n\x0cprofile_hash\x18\x0b \x01(\x0c\x12\x1b\n\x05modes\x18\x0c \x03(\x0e\x32\x0c.psi.v1.Mode\x12\x1e\n\x06limits\x18\r \x01(\x0b\x32\x0e.psi.v1.Limits\"\xab\x01\n\x11StreamTagsRequest\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x1a\n\x04mode\x18\x02 \x01(\x0e\x32\x0c.psi.v1.Mode\x12\x11\n\tkey_epoch\x18\x03 \x01(\x04\x12\x14\n\x0clist_version\x18\x04 \x01(\x04\x12\x0e\n\x06offset\x18\x05 \x01(\x04\x12\x15\n\rsince_version\x18\x06 \x01(\x04\x12\x19\n\x11\x63\x61\x63hed_tag_length\x18\x07 \x01(\r\"\xad\x01\n\x08TagChunk\x12\x11\n\tkey_epoch\x18\x01 \x01(\x04\x12\x14\n\x0clist_version\x18\x02 \x01(\x04\x12\x0e\n\x06offset\x18\x03 \x01(\x04\x12\r\n\x05total\x18\x04 \x01(\x04\x12\x0c\n\x04tags\x18\x05 \x01(\x0c\x12\x0e\n\x06labels\x18\x06 \x03(\x0c\x12\r\n\x05\x64\x65lta\x18\x07 \x01(\x08\x12\x14\n\x0cremoved_tags\x18\x08 \x01(\x0c\x12\x16\n\x0eremoved_labels\x18\t \x03(\x0c\"\xf3\x01\n\x0cSessionStart\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x1a\n\x04mode\x18\x02 \x01(\x0e\x32\x0c.psi.v1.Mode\x12\x11\n\tkey_epoch\x18\x03 \x01(\x04\x12\x12\n\nprofile_id\x18\x04 \x01(\t\x12\x14\n\x0cprofile_hash\x18\x05 \x01(\x0c\x12\x16\n\x0etotal_elements\x18\x06 \x01(\x04\x12\x12\n\ngroup_size\x18\x07 \x01(\r\x12\x0f\n\x07purpose\x18\x08 \x01(\t\x12\x16\n\x0e\x63\x61se_reference\x18\t \x01(\t\x12\x10\n\x08operator\x18\n \x01(\t\x12\x12\n\nrequest_id\x18\x0b \x01(\t\"/\n\x0c\x42lindedBatch\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65lements\x18\x02 \x01(\x0c\"\x08\n\x06\x46inish\"\x89\x01\n\x0f\x45valuateRequest\x12%\n\x05start\x18\x01 \x01(\x0b\x32\x14.psi.v1.SessionStartH\x00\x12%\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x14.psi.v1.BlindedBatchH\x00\x12 \n\x06\x66inish\x18\x03 \x01(\x0b\x32\x0e.psi.v1.FinishH\x00\x42\x06\n\x04step\"8\n\x0fSessionAccepted\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x11\n\tkey_epoch\x18\x02 \x01(\x04\"1\n\x0e\x45valuatedBatch\x12\r\n\x05index\x18\x01 \x01(\r\x12\x10\n\x08\x65lements\x18\x02 \x01(\x0c\"+\n\x08Progress\x12\x10\n\x08received\x18\x01 \x01(\x04\x12\r\n\x05total\x18\x02 \x01(\x04\"\x19\n\x04\x44one\x12\x11\n\tevaluated\x18\x01 \x01(\x04\"\xb4\x01\n\x10\x45valuateResponse\x12+\n\x08\x61\x63\x63\x65pted\x18\x01 \x01(\x0b\x32\x17.psi.v1.SessionAcceptedH\x00\x12\'\n\x05\x62\x61tch\x18\x02 \x01(\x0b\x32\x16.psi.v1.EvaluatedBatchH\x00\x12$\n\x08progress\x18\x03 \x01(\x0b\x32\x10.psi.v1.ProgressH\x00\x12\x1c\n\x04\x64one\x18\x04 \x01(\x0b\x32\x0c.psi.v1.DoneH\x00\x42\x06\n\x04step\"\xa3\x01\n\x0f\x46ollowUpRequest\x12\x0f\n\x07list_id\x18\x01 \x01(\t\x12\x11\n\treference\x18\x02 \x01(\t\x12\x0f\n\x07purpose\x18\x03 \x01(\t\x12\x16\n\x0e\x63\x61se_reference\x18\x04 \x01(\t\x12\x0f\n\x07officer\x18\x05 \x01(\t\x12\x0f\n\x07message\x18\x06 \x01(\t\x12\x12\n\nrequest_id\x18\x07 \x01(\t\x12\r\n\x05proof\x18\x08 \x01(\x0c\")\n\x12GetFollowUpRequest\x12\x13\n\x0b\x66ollowup_id\x18\x01 \x01(\t\",\n\rFollowUpField\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\"\xb6\x01\n\x0e\x46ollowUpStatus\x12\x13\n\x0b\x66ollowup_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\x10\n\x08\x64\x65\x61\x64line\x18\x03 \x01(\t\x12\x0f\n\x07overdue\x18\x04 \x01(\x08\x12%\n\x06\x66ields\x18\x05 \x03(\x0b\x32\x15.psi.v1.FollowUpField\x12\x0e\n\x06reason\x18\x06 \x01(\t\x12\x11\n\treference\x18\x07 \x01(\t\x12\x12\n\ndecided_by\x18\x08 \x01(\t*I\n\x04Mode\x12\x14\n\x10MODE_UNSPECIFIED\x10\x00\x12\x15\n\x11MODE_INTERSECTION\x10\x01\x12\x14\n\x10MODE_CARDINALITY\x10\x02\x32\xd4\x02\n\x08Matching\x12\x41\n\rGetParameters\x12\x1c.psi.v1.GetParametersRequest\x1a\x12.psi.v1.Parameters\x12;\n\nStreamTags\x12\x19.psi.v1.StreamTagsRequest\x1a\x10.psi.v1.TagChunk0\x01\x12\x41\n\x08\x45valuate\x12\x17.psi.v1.EvaluateRequest\x1a\x18.psi.v1.EvaluateResponse(\x01\x30\x01\x12\x42\n\x0fRequestFollowUp\x12\x17.psi.v1.FollowUpRequest\x1a\x16.psi.v1.FollowUpStatus\x12\x41\n\x0bGetFollowUp\x12\x1a.psi.v1.GetFollowUpRequest\x1a\x16.psi.v1.FollowUpStatusb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'psi.v1.matching_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MODE']._serialized_start=1961
-  _globals['_MODE']._serialized_end=2034
+  _globals['_MODE']._serialized_start=2074
+  _globals['_MODE']._serialized_end=2147
   _globals['_GETPARAMETERSREQUEST']._serialized_start=33
   _globals['_GETPARAMETERSREQUEST']._serialized_end=72
   _globals['_LIMITS']._serialized_start=74
   _globals['_LIMITS']._serialized_end=181
   _globals['_PARAMETERS']._serialized_start=184
   _globals['_PARAMETERS']._serialized_end=473
-  _globals['_STREAMTAGSREQUEST']._serialized_start=475
-  _globals['_STREAMTAGSREQUEST']._serialized_end=596
-  _globals['_TAGCHUNK']._serialized_start=598
-  _globals['_TAGCHUNK']._serialized_end=710
-  _globals['_SESSIONSTART']._serialized_start=713
-  _globals['_SESSIONSTART']._serialized_end=956
-  _globals['_BLINDEDBATCH']._serialized_start=958
-  _globals['_BLINDEDBATCH']._serialized_end=1005
-  _globals['_FINISH']._serialized_start=1007
-  _globals['_FINISH']._serialized_end=1015
-  _globals['_EVALUATEREQUEST']._serialized_start=1018
-  _globals['_EVALUATEREQUEST']._serialized_end=1155
-  _globals['_SESSIONACCEPTED']._serialized_start=1157
-  _globals['_SESSIONACCEPTED']._serialized_end=1213
-  _globals['_EVALUATEDBATCH']._serialized_start=1215
-  _globals['_EVALUATEDBATCH']._serialized_end=1264
-  _globals['_PROGRESS']._serialized_start=1266
-  _globals['_PROGRESS']._serialized_end=1309
-  _globals['_DONE']._serialized_start=1311
-  _globals['_DONE']._serialized_end=1336
-  _globals['_EVALUATERESPONSE']._serialized_start=1339
-  _globals['_EVALUATERESPONSE']._serialized_end=1519
-  _globals['_FOLLOWUPREQUEST']._serialized_start=1522
-  _globals['_FOLLOWUPREQUEST']._serialized_end=1685
-  _globals['_GETFOLLOWUPREQUEST']._serialized_start=1687
-  _globals['_GETFOLLOWUPREQUEST']._serialized_end=1728
-  _globals['_FOLLOWUPFIELD']._serialized_start=1730
-  _globals['_FOLLOWUPFIELD']._serialized_end=1774
-  _globals['_FOLLOWUPSTATUS']._serialized_start=1777
-  _globals['_FOLLOWUPSTATUS']._serialized_end=1959
-  _globals['_MATCHING']._serialized_start=2037
-  _globals['_MATCHING']._serialized_end=2377
+  _globals['_STREAMTAGSREQUEST']._serialized_start=476
+  _globals['_STREAMTAGSREQUEST']._serialized_end=647
+  _globals['_TAGCHUNK']._serialized_start=650
+  _globals['_TAGCHUNK']._serialized_end=823
+  _globals['_SESSIONSTART']._serialized_start=826
+  _globals['_SESSIONSTART']._serialized_end=1069
+  _globals['_BLINDEDBATCH']._serialized_start=1071
+  _globals['_BLINDEDBATCH']._serialized_end=1118
+  _globals['_FINISH']._serialized_start=1120
+  _globals['_FINISH']._serialized_end=1128
+  _globals['_EVALUATEREQUEST']._serialized_start=1131
+  _globals['_EVALUATEREQUEST']._serialized_end=1268
+  _globals['_SESSIONACCEPTED']._serialized_start=1270
+  _globals['_SESSIONACCEPTED']._serialized_end=1326
+  _globals['_EVALUATEDBATCH']._serialized_start=1328
+  _globals['_EVALUATEDBATCH']._serialized_end=1377
+  _globals['_PROGRESS']._serialized_start=1379
+  _globals['_PROGRESS']._serialized_end=1422
+  _globals['_DONE']._serialized_start=1424
+  _globals['_DONE']._serialized_end=1449
+  _globals['_EVALUATERESPONSE']._serialized_start=1452
+  _globals['_EVALUATERESPONSE']._serialized_end=1632
+  _globals['_FOLLOWUPREQUEST']._serialized_start=1635
+  _globals['_FOLLOWUPREQUEST']._serialized_end=1798
+  _globals['_GETFOLLOWUPREQUEST']._serialized_start=1800
+  _globals['_GETFOLLOWUPREQUEST']._serialized_end=1841
+  _globals['_FOLLOWUPFIELD']._serialized_start=1843
+  _globals['_FOLLOWUPFIELD']._serialized_end=1887
+  _globals['_FOLLOWUPSTATUS']._serialized_start=1890
+  _globals['_FOLLOWUPSTATUS']._serialized_end=2072
+  _globals['_MATCHING']._serialized_start=2150
+  _globals['_MATCHING']._serialized_end=2490
 # @@protoc_insertion_point(module_scope)

@@ -65,34 +65,44 @@ class Parameters(_message.Message):
     def __init__(self, protocol_version: _Optional[int] = ..., suite: _Optional[str] = ..., node_id: _Optional[str] = ..., list_id: _Optional[str] = ..., key_epoch: _Optional[int] = ..., list_version: _Optional[int] = ..., list_size: _Optional[int] = ..., tag_count: _Optional[int] = ..., tag_length: _Optional[int] = ..., profile_id: _Optional[str] = ..., profile_hash: _Optional[bytes] = ..., modes: _Optional[_Iterable[_Union[Mode, str]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
 
 class StreamTagsRequest(_message.Message):
-    __slots__ = ("list_id", "mode", "key_epoch", "list_version", "offset")
+    __slots__ = ("list_id", "mode", "key_epoch", "list_version", "offset", "since_version", "cached_tag_length")
     LIST_ID_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     KEY_EPOCH_FIELD_NUMBER: _ClassVar[int]
     LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
+    SINCE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    CACHED_TAG_LENGTH_FIELD_NUMBER: _ClassVar[int]
     list_id: str
     mode: Mode
     key_epoch: int
     list_version: int
     offset: int
-    def __init__(self, list_id: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., key_epoch: _Optional[int] = ..., list_version: _Optional[int] = ..., offset: _Optional[int] = ...) -> None: ...
+    since_version: int
+    cached_tag_length: int
+    def __init__(self, list_id: _Optional[str] = ..., mode: _Optional[_Union[Mode, str]] = ..., key_epoch: _Optional[int] = ..., list_version: _Optional[int] = ..., offset: _Optional[int] = ..., since_version: _Optional[int] = ..., cached_tag_length: _Optional[int] = ...) -> None: ...
 
 class TagChunk(_message.Message):
-    __slots__ = ("key_epoch", "list_version", "offset", "total", "tags", "labels")
+    __slots__ = ("key_epoch", "list_version", "offset", "total", "tags", "labels", "delta", "removed_tags", "removed_labels")
     KEY_EPOCH_FIELD_NUMBER: _ClassVar[int]
     LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     TOTAL_FIELD_NUMBER: _ClassVar[int]
     TAGS_FIELD_NUMBER: _ClassVar[int]
     LABELS_FIELD_NUMBER: _ClassVar[int]
+    DELTA_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_TAGS_FIELD_NUMBER: _ClassVar[int]
+    REMOVED_LABELS_FIELD_NUMBER: _ClassVar[int]
     key_epoch: int
     list_version: int
     offset: int
     total: int
     tags: bytes
     labels: _containers.RepeatedScalarFieldContainer[bytes]
-    def __init__(self, key_epoch: _Optional[int] = ..., list_version: _Optional[int] = ..., offset: _Optional[int] = ..., total: _Optional[int] = ..., tags: _Optional[bytes] = ..., labels: _Optional[_Iterable[bytes]] = ...) -> None: ...
+    delta: bool
+    removed_tags: bytes
+    removed_labels: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, key_epoch: _Optional[int] = ..., list_version: _Optional[int] = ..., offset: _Optional[int] = ..., total: _Optional[int] = ..., tags: _Optional[bytes] = ..., labels: _Optional[_Iterable[bytes]] = ..., delta: _Optional[bool] = ..., removed_tags: _Optional[bytes] = ..., removed_labels: _Optional[_Iterable[bytes]] = ...) -> None: ...
 
 class SessionStart(_message.Message):
     __slots__ = ("list_id", "mode", "key_epoch", "profile_id", "profile_hash", "total_elements", "group_size", "purpose", "case_reference", "operator", "request_id")

@@ -16,6 +16,7 @@ import grpc
 from psi.errors import InputError, NotFoundError, OutOfOrderError, StaleStateError
 from psi.messages import BlindedBatch, Done, Finish, SessionStart
 from psi.server_session import ServerSession
+from psi.tagset import delta_chunks
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
@@ -87,9 +88,18 @@ class MatchingService(pb_grpc.MatchingServicer):
                 )
             if request.offset > snapshot.count:
                 raise InputError(f"offset {request.offset} is past the {snapshot.count} tags")
+            chunk_size = self._node.config.limits.tag_chunk_size
+            if 0 < request.since_version <= snapshot.list_version and \
+                    request.cached_tag_length == snapshot.tag_length and request.offset == 0:
+                version, total, added, removed = self._node.store.changes(snapshot.key_epoch, request.since_version)
+                self._node.audit.append(events.tags_served(partner, mode, self._node.parameters(snapshot),
+                                                           0, since_version=request.since_version))
+                for chunk in delta_chunks(snapshot.key_epoch, version, total, snapshot.tag_length, mode,
+                                          added, removed, chunk_size):
+                    yield codec.tag_chunk_to_pb(chunk)
+                return
             self._node.audit.append(events.tags_served(partner, mode, self._node.parameters(snapshot),
                                                        request.offset))
-            chunk_size = self._node.config.limits.tag_chunk_size
             for chunk in snapshot.chunks(mode, request.offset, chunk_size):
                 yield codec.tag_chunk_to_pb(chunk)
 

@@ -33,10 +33,21 @@ CREATE TABLE IF NOT EXISTS entries (
     rule_id TEXT NOT NULL,
     tag_material BLOB NOT NULL,
     cardinality_material BLOB NOT NULL,
-    sealed_label BLOB NOT NULL
+    sealed_label BLOB NOT NULL,
+    version INTEGER NOT NULL DEFAULT 0          -- the list version that added it
 );
 CREATE INDEX IF NOT EXISTS entries_by_record ON entries(record_id, epoch);
-CREATE INDEX IF NOT EXISTS entries_by_epoch ON entries(epoch);
+CREATE INDEX IF NOT EXISTS entries_by_epoch ON entries(epoch, version);
+-- What each list version removed, so a partner's cached tag set can catch up with a delta.
+CREATE TABLE IF NOT EXISTS removed (
+    epoch INTEGER NOT NULL, version INTEGER NOT NULL, tag_material BLOB NOT NULL,
+    cardinality_material BLOB NOT NULL, sealed_label BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS removed_by_epoch ON removed(epoch, version);
+CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
+    INSERT INTO removed VALUES (old.epoch, (SELECT value FROM meta WHERE name='list_version') + 1,
+                                old.tag_material, old.cardinality_material, old.sealed_label);
+END;
 CREATE TABLE IF NOT EXISTS budgets (
     partner TEXT NOT NULL, epoch INTEGER NOT NULL, used INTEGER NOT NULL,
     PRIMARY KEY (partner, epoch)
@@ -87,12 +98,13 @@ def start_entries(key: ServerKey, profile: Profile,
 
 def _insert_entries(db: sqlite3.Connection, epoch: int, entries: list[tuple[str, ServerEntry]]) -> None:
     """Write entries and bump the list version (inside the caller's transaction)."""
+    version = int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0]) + 1
     db.executemany(
-        "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?)",
-        [(rid, epoch, e.rule_id, e.tag_material, e.cardinality_material, e.sealed_label)
+        "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(rid, epoch, e.rule_id, e.tag_material, e.cardinality_material, e.sealed_label, version)
          for rid, e in entries],
     )
-    db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
+    db.execute("UPDATE meta SET value=? WHERE name='list_version'", (version,))
 
 
 class Store:
@@ -104,6 +116,9 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=FULL")
+        if self._db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='entries'").fetchone()[0] and not any(
+                col[1] == "version" for col in self._db.execute("PRAGMA table_info(entries)")):
+            self._db.execute("ALTER TABLE entries ADD COLUMN version INTEGER NOT NULL DEFAULT 0")  # older stores
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()  # one connection, shared by the server's threads
 
@@ -247,12 +262,28 @@ class Store:
         if self._one("SELECT COUNT(*) FROM entries WHERE epoch<>?", (epoch,)):
             with self.transaction() as db:
                 db.execute("DELETE FROM entries WHERE epoch<>?", (epoch,))
+                db.execute("DELETE FROM removed WHERE epoch<>?", (epoch,))
                 db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
 
     def refresh_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> None:
         """Bring the store to exactly the key's epoch (at start-up)."""
         self.fill_epoch(key, profile, progress)
         self.drop_other_epochs(key.epoch)
+
+    def changes(self, epoch: int, since: int) -> tuple[int, int, list[tuple[bytes, bytes, bytes]],
+                                                       list[tuple[bytes, bytes, bytes]]]:
+        """(list version, entry count, added, removed) of the epoch after version `since`, in one read.
+
+        Each entry is (tag material, sealed label, cardinality material).
+        """
+        with self.transaction(write=False) as db:
+            version = int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0])
+            added = db.execute("SELECT tag_material, sealed_label, cardinality_material FROM entries "
+                               "WHERE epoch=? AND version>?", (epoch, since)).fetchall()
+            removed = db.execute("SELECT tag_material, sealed_label, cardinality_material FROM removed "
+                                 "WHERE epoch=? AND version>?", (epoch, since)).fetchall()
+            total = int(db.execute("SELECT COUNT(*) FROM entries WHERE epoch=?", (epoch,)).fetchone()[0])
+        return version, total, added, removed
 
     def entries(self, epoch: int) -> tuple[int, list[bytes], list[bytes], list[bytes]]:
         """(list version, tag materials, sealed labels, cardinality materials) in one read."""

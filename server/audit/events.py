@@ -28,12 +28,13 @@ def query_served(partner: str, start: SessionStart, params: Parameters, session_
             "server_tags": params.tag_count, "session_id": session_id, "outcome": "ok", "status": "OK"}
 
 
-def tags_served(partner: str, mode: Mode, params: Parameters, offset: int) -> dict[str, Any]:
-    """The server sent its tag set (and sealed labels in intersection mode) to a partner."""
+def tags_served(partner: str, mode: Mode, params: Parameters, offset: int, since_version: int = 0
+                ) -> dict[str, Any]:
+    """The server sent its tag set (and sealed labels in intersection mode), or its changes, to a partner."""
     return {"operation": "tags.served", "role": "server", "partner": partner, "mode": mode.value,
             "suite": params.suite, "profile": params.profile_id, "key_epoch": params.key_epoch,
             "list_id": params.list_id, "server_records": params.list_size, "server_tags": params.tag_count,
-            "offset": offset, "outcome": "ok", "status": "OK"}
+            "offset": offset, "since_version": since_version, "outcome": "ok", "status": "OK"}
 
 
 def refused(partner: str, rpc: str, status: str, message: str, start: SessionStart | None = None,

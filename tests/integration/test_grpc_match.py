@@ -19,7 +19,7 @@ from psi.profiles import Profile
 from psi.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
-from server.watchlist import import_records
+from server.watchlist import erase_records, import_records
 from tests.conftest import LiveNode, tls_for
 
 LISTS = make_lists(300, 250, 60, seed=11)
@@ -130,3 +130,28 @@ def test_an_update_recomputes_only_the_changed_records(start_node: StartNode, cl
     after = client.match(LISTS.a, purpose="p", case_reference="c")
     refs = {r.record_id: r.reference for r in (*changed, *LISTS.b[3:])}
     assert {(h.record_id, h.reference) for h in after.hits} == {(a, refs[b]) for a, b in LISTS.overlap}
+
+
+def test_cached_tag_sets_fetch_only_the_changes(start_node: StartNode, client_for: Connect, pki_dir: Path,
+                                                tmp_path: Path) -> None:
+    live = start_node(LISTS.b)
+    served: list[int] = []
+    original = live.node.audit.append
+    live.node.audit.append = lambda body: (served.append(body.get("since_version", -1))  # type: ignore[method-assign]
+                                           if body["operation"] == "tags.served" else None, original(body))[1]
+    with MatchClient(live.target, tls_for(pki_dir, "agency-a"), cache_dir=tmp_path / "cache") as client:
+        first = client.match(LISTS.a, purpose="p", case_reference="c")
+        again = client.match(LISTS.a, purpose="p", case_reference="c")
+        assert served == [0] and again.hits == first.hits  # unchanged list: no tags sent again
+        changed = [replace(r, reference=r.reference + "-v2") for r in LISTS.b[:3]]
+        import_records(live.config, changed, "test-operator")
+        version = client.parameters().list_version
+        after = client.match(LISTS.a, purpose="p", case_reference="c")
+        assert served == [0, version - 1]  # only the changes since the cached version
+        refs = {r.record_id: r.reference for r in (*changed, *LISTS.b[3:])}
+        assert {(h.record_id, h.reference) for h in after.hits} == {(a, refs[b]) for a, b in LISTS.overlap}
+        erase_records(live.config, [b for _, b in sorted(LISTS.overlap)[:5]], "test-operator")
+        erased = client.match(LISTS.a, purpose="p", case_reference="c")
+        assert len(erased.hits) == len(LISTS.overlap) - 5
+        counted = client.match(LISTS.a, purpose="p", case_reference="c", mode=Mode.CARDINALITY)
+        assert counted.hit_records == len(LISTS.overlap) - 5

@@ -3,8 +3,10 @@ from __future__ import annotations
 import pytest
 
 from psi import oprf, tags
+from psi.messages import TagChunk
 from psi.profiles import EXACT_PROFILE, ExactNameBirthDate, Profile, encode_key
 from psi.records import IdentityDocument, PartialDate, Record
+from psi.tagset import apply_delta
 
 
 def test_exact_profile_normalises_case_width_and_spacing() -> None:
@@ -56,3 +58,13 @@ def test_labels_open_only_with_the_right_key() -> None:
     assert tags.open_label(bytes(32), entry.sealed_label) is None
     tampered = entry.sealed_label[:-1] + bytes([entry.sealed_label[-1] ^ 1])
     assert tags.open_label(label_key, tampered) is None
+
+
+def test_apply_delta_counts_entries_as_a_multiset() -> None:
+    tags, labels = b"aa" + b"bb" + b"bb", [b"1", b"2", b"3"]
+    chunk = TagChunk(1, 5, 0, 3, tags=b"cc" + b"bb", labels=(b"4", b"2"), delta=True,
+                     removed_tags=b"bb" + b"bb" + b"aa", removed_labels=(b"2", b"2", b"1"))
+    merged, merged_labels = apply_delta(tags, labels, 2, [chunk])
+    # "bb"/2 removed twice and added once: one fewer; "aa"/1 removed; "cc"/4 added.
+    assert sorted(zip([merged[i:i + 2] for i in range(0, len(merged), 2)], merged_labels, strict=True)) == [
+        (b"bb", b"3"), (b"cc", b"4")]
