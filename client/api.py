@@ -19,16 +19,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import TypeVar
 
 import grpc
 from cryptography import x509
 from cryptography.x509.oid import NameOID
+from google.protobuf.message import Message
 
 from client.tag_cache import CachedTags, TagCache
 from psi import followup
 from psi.client_query import CardinalityQuery, Hit, IntersectionQuery, MatchResult
 from psi.errors import InputError, MalformedMessageError, PsiError, RemoteError, StaleStateError
 from psi.messages import (
+    ClientMessage,
     EvaluatedBatch,
     Finish,
     FollowUpStatus,
@@ -48,6 +51,7 @@ from server.audit import events
 from server.audit.log import AuditLog
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
+M = TypeVar("M", bound=Message)
 _RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
 _MAX_RESUMES = 3
 
@@ -105,6 +109,14 @@ def wait_for_node(target: str, tls: ClientTls, *, seconds: float = 60.0,
             time.sleep(0.2)
 
 
+@dataclass
+class Traffic:
+    """Protobuf payload bytes this client sent and received (gRPC and TLS framing not counted)."""
+
+    sent: int = 0
+    received: int = 0
+
+
 class MatchClient:
     """One mutual-TLS channel to one partner node."""
 
@@ -119,6 +131,7 @@ class MatchClient:
         self._target = target
         self._identity = tls.identity()
         self._cache = TagCache(cache_dir) if cache_dir else None
+        self.traffic = Traffic()
 
     def __enter__(self) -> MatchClient:
         return self
@@ -129,6 +142,10 @@ class MatchClient:
 
     def close(self) -> None:
         self._channel.close()
+
+    def _count(self, message: M) -> M:
+        self.traffic.received += message.ByteSize()
+        return message
 
     def parameters(self, list_id: str = "") -> Parameters:
         try:
@@ -168,7 +185,9 @@ class MatchClient:
                                            key_epoch=params.key_epoch, list_version=version, offset=received,
                                            since_version=since, cached_tag_length=params.tag_length)
             try:
-                chunks = (codec.tag_chunk_from_pb(m) for m in self._stub.StreamTags(request, timeout=self._timeout))
+                self.traffic.sent += request.ByteSize()
+                chunks = (codec.tag_chunk_from_pb(self._count(m))
+                          for m in self._stub.StreamTags(request, timeout=self._timeout))
                 deltas: list[TagChunk] = []
                 for chunk in chunks:
                     if chunk.key_epoch != params.key_epoch:
@@ -269,17 +288,18 @@ class MatchClient:
         sent = threading.Event()
 
         def requests() -> Iterator[pb.EvaluateRequest]:
-            yield codec.client_message_to_pb(query.start_message())
-            for batch in query.batches():
-                yield codec.client_message_to_pb(batch)
-            yield codec.client_message_to_pb(Finish())
+            steps: Iterator[ClientMessage] = itertools.chain([query.start_message()], query.batches(), [Finish()])
+            for msg in steps:
+                request = codec.client_message_to_pb(msg)
+                self.traffic.sent += request.ByteSize()
+                yield request
             sent.set()
 
         done = 0
         accepted = False
         try:
             for reply in self._stub.Evaluate(requests(), timeout=self._timeout):
-                msg = codec.server_message_from_pb(reply)
+                msg = codec.server_message_from_pb(self._count(reply))
                 if isinstance(msg, SessionAccepted):
                     if msg.key_epoch != query.params.key_epoch:
                         raise StaleStateError("the partner's key epoch changed; match again")
