@@ -26,7 +26,7 @@ lint: $(STAMP)
 	$(BIN)/mypy psi psiwire/codec.py server client
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_match.py
+	$(BIN)/python benchmarks/suite.py
 
 protos: $(STAMP)
 	$(BIN)/python protos/generate.py

@@ -87,3 +87,33 @@ def serving(node: BenchNode) -> Iterator[ServerProcess]:
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            kids.append(int(stat.parent.name))
+    return kids
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and its live children (e.g. its worker pool)."""
+    total = 0.0
+    for p in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def tree_peak_mib(pid: int) -> dict[str, float]:
+    """Peak resident memory of the main process and of its largest child."""
+    children = [peak_rss_mib(c) for c in _children(pid)]
+    return {"main": round(peak_rss_mib(pid), 1), "largest_worker": round(max(children, default=0.0), 1)}

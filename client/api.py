@@ -131,6 +131,7 @@ class MatchClient:
         self._target = target
         self._identity = tls.identity()
         self._cache = TagCache(cache_dir) if cache_dir else None
+        self._indexes: dict[tuple[str, str, Mode], tuple[CachedTags, TagIndex]] = {}  # warm, in this process
         self.traffic = Traffic()
 
     def __enter__(self) -> MatchClient:
@@ -161,17 +162,25 @@ class MatchClient:
         With a cache, an unchanged set costs no transfer and a changed one only its changes;
         a full transfer resumes from the last offset if the stream drops.
         """
-        cached = self._cache.load(params.node_id, params.list_id, mode) if self._cache else None
+        slot = (params.node_id, params.list_id, mode)
+        held = self._indexes.get(slot)
+        if held and (held[0].key_epoch, held[0].tag_length, held[0].list_version) == (
+                params.key_epoch, params.tag_length, params.list_version):
+            return held[1]  # this process already holds exactly this set
+        cached = held[0] if held else (self._cache.load(*slot) if self._cache else None)
         if cached and (cached.key_epoch, cached.tag_length) != (params.key_epoch, params.tag_length):
             cached = None  # another epoch or tag length: its tags are of no use
         if cached and cached.list_version == params.list_version:
             tags, labels, version = cached.tags, list(cached.labels), cached.list_version
         else:
             tags, labels, version = self._stream_tags(params, mode, cached, progress)
-        if self._cache:
-            self._cache.save(CachedTags(params.node_id, params.list_id, mode, params.key_epoch, version,
-                                        params.tag_length, tags, tuple(labels)))
-        return TagIndex(tags, params.tag_length, labels if mode is Mode.INTERSECTION else ())
+        fresh = CachedTags(params.node_id, params.list_id, mode, params.key_epoch, version, params.tag_length,
+                           tags, tuple(labels))
+        if self._cache and fresh != cached:
+            self._cache.save(fresh)
+        index = TagIndex(tags, params.tag_length, labels if mode is Mode.INTERSECTION else ())
+        self._indexes[slot] = (fresh, index)
+        return index
 
     def _stream_tags(self, params: Parameters, mode: Mode, cached: CachedTags | None,
                      progress: ProgressCallback | None) -> tuple[bytes, list[bytes], int]:

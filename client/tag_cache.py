@@ -41,12 +41,11 @@ class TagCache:
             header, _, body = data.partition(b"\n")
             meta = json.loads(header)
             size = meta["tag_length"] * meta["count"]
-            tags, rest = body[:size], body[size:]
-            labels = []
-            while rest:
-                length = int.from_bytes(rest[:2], "big")
-                labels.append(rest[2:2 + length])
-                rest = rest[2 + length:]
+            tags, labels, at = body[:size], [], size
+            while at < len(body):  # length-prefixed labels, read by offset (no copies of the rest)
+                length = int.from_bytes(body[at:at + 2], "big")
+                labels.append(body[at + 2:at + 2 + length])
+                at += 2 + length
             if len(tags) != size or (labels and len(labels) != meta["count"]):
                 return None
             return CachedTags(node_id, list_id, mode, meta["key_epoch"], meta["list_version"],

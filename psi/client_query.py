@@ -117,7 +117,8 @@ class IntersectionQuery(_Query):
                  purpose: str, case_reference: str, operator: str = "", request_id: str = "") -> None:
         super().__init__(params, profile, records, purpose, case_reference, operator, request_id)
         self._items = [(i, k) for i, r in enumerate(self.records) for k in profile.match_keys(r)]
-        self._batch_size = params.limits.max_batch_size
+        # At least ~8 batches, so blinding, the partner's evaluation and finalizing overlap.
+        self._batch_size = min(params.limits.max_batch_size, max(256, -(-len(self._items) // 8)))
         self._pending: dict[int, list[bytes]] = {}
         self._finalizing: list[tuple[int, Future[list[tuple[bytes, bytes]]]]] = []
         self._inline = len(self._items) < parallel.INLINE_BELOW

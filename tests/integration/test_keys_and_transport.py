@@ -40,7 +40,7 @@ def test_rotation_while_serving(start_node: Callable[..., LiveNode], client_for:
     params = client.parameters()
     assert (params.key_epoch, params.tag_count) == (2, old_params.tag_count)
     with pytest.raises(RemoteError) as stale:  # a client still on epoch 1 is told to start again
-        client.fetch_tags(old_params, first.mode)
+        client_for(live).fetch_tags(old_params, first.mode)
     assert stale.value.status == "ABORTED"
     second = client.match(LISTS.a, purpose="p", case_reference="c")
     assert {(h.record_id, h.reference) for h in second.hits} == {(a, REFS[b]) for a, b in LISTS.overlap}
