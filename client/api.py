@@ -237,6 +237,7 @@ class MatchClient:
         With `audit`, the query (or its refusal) is logged before the result is returned.
         """
         request_id = uuid.uuid4().hex
+        session_id = ""
         params: Parameters | None = None
         try:
             params = self.parameters(list_id)
@@ -248,7 +249,7 @@ class MatchClient:
             else:
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     tags_future = pool.submit(self.fetch_tags, params, mode, progress)
-                    self._evaluate(query, progress)
+                    session_id = self._evaluate(query, progress)
                     index = tags_future.result()
                 result = query.result(index)
         except PsiError as exc:
@@ -259,8 +260,8 @@ class MatchClient:
                     operator=operator, request_id=request_id, mode=mode, status=status, message=str(exc)))
             raise
         if audit:
-            audit.append(events.query_made(params.node_id, params, result, purpose=purpose,
-                                           case=case_reference, operator=operator, request_id=request_id))
+            audit.append(events.query_made(params.node_id, params, result, purpose=purpose, case=case_reference,
+                                           operator=operator, request_id=request_id, session_id=session_id))
         return result
 
     def request_followup(self, hit: Hit, *, purpose: str, case_reference: str, officer: str, message: str = "",
@@ -292,7 +293,7 @@ class MatchClient:
         return status
 
     def _evaluate(self, query: IntersectionQuery | CardinalityQuery,
-                  progress: ProgressCallback | None) -> None:
+                  progress: ProgressCallback | None) -> str:
         total = query.total_elements
         sent = threading.Event()
 
@@ -305,14 +306,14 @@ class MatchClient:
             sent.set()
 
         done = 0
-        accepted = False
+        session_id = ""
         try:
             for reply in self._stub.Evaluate(requests(), timeout=self._timeout):
                 msg = codec.server_message_from_pb(self._count(reply))
                 if isinstance(msg, SessionAccepted):
                     if msg.key_epoch != query.params.key_epoch:
                         raise StaleStateError("the partner's key epoch changed; match again")
-                    accepted = True
+                    session_id = msg.session_id
                 elif isinstance(msg, EvaluatedBatch):
                     query.receive(msg)
                     done += len(msg.elements) // 32
@@ -325,5 +326,6 @@ class MatchClient:
                     break
         except grpc.RpcError as exc:
             raise _remote(exc) from None
-        if not accepted or not sent.is_set():
+        if not session_id or not sent.is_set():
             raise MalformedMessageError("the partner ended the session early")
+        return session_id

@@ -45,12 +45,13 @@ def refused(partner: str, rpc: str, status: str, message: str, start: SessionSta
 
 
 def query_made(partner: str, params: Parameters, result: MatchResult, *, purpose: str, case: str,
-               operator: str, request_id: str) -> dict[str, Any]:
+               operator: str, request_id: str, session_id: str) -> dict[str, Any]:
     """This node queried a partner; hit ids are this node's own record ids."""
     return {"operation": "query.made", "role": "client", "partner": partner, "purpose": purpose,
             "case": case, "operator": operator, "mode": result.mode.value, "suite": params.suite,
             "profile": params.profile_id, "key_epoch": params.key_epoch, "list_id": params.list_id,
-            "request_id": request_id, "client_records": result.records, "client_elements": result.keys,
+            "request_id": request_id, "session_id": session_id, "client_records": result.records,
+            "client_elements": result.keys,
             "server_records": params.list_size, "hits": result.hit_records,
             "hit_record_ids": sorted({h.record_id for h in result.hits}), "outcome": "ok", "status": "OK"}
 

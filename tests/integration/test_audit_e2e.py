@@ -72,7 +72,8 @@ def test_both_nodes_log_every_operation_without_identifiers(
                        "suite": "ristretto255-SHA512", "profile": "exact/1", "key_epoch": 1,
                        "client_elements": keys_sent, "server_records": 100, "outcome": "ok", "status": "OK"}
     assert {k: served[k] for k in expected_served} == expected_served
-    assert served["request_id"] == a[0]["request_id"] and served["session_id"]
+    assert (served["request_id"], served["session_id"]) == (a[0]["request_id"], a[0]["session_id"])
+    assert served["session_id"]
     assert (served_card["mode"], served_card["case"], served_card["client_elements"]) == (
         "cardinality", "CASE-8", counted.keys)
     assert (refused["status"], refused["case"], refused["outcome"]) == ("INVALID_ARGUMENT", "CASE-9", "refused")
