@@ -123,6 +123,8 @@ def apply_delta(tags: bytes, labels: Sequence[bytes], tag_length: int, chunks: S
     """A cached tag set (and labels, in intersection mode) after the delta chunks.
 
     Changes count as a multiset: an entry removed and added again within the delta nets out.
+    Only the removed entries are searched for (binary search), so a small delta on a large
+    set costs little beyond copying it.
     """
     with_labels = bool(labels) or any(c.labels or c.removed_labels for c in chunks)
     net: dict[tuple[bytes, bytes], int] = {}
@@ -135,15 +137,18 @@ def apply_delta(tags: bytes, labels: Sequence[bytes], tag_length: int, chunks: S
                 item = (blob[i * tag_length:(i + 1) * tag_length], chunk_labels[i] if with_labels else b"")
                 net[item] = net.get(item, 0) + sign
     count = check_tags_blob(tags, tag_length) if tags else 0
-    kept_tags, kept_labels = [], []
-    for i in range(count):
-        item = (tags[i * tag_length:(i + 1) * tag_length], labels[i] if with_labels else b"")
-        if net.get(item, 0) < 0:
-            net[item] += 1  # one fewer copy of this entry
-            continue
-        kept_tags.append(item[0])
-        kept_labels.append(item[1])
-    for (tag, label), extra in net.items():
-        kept_tags.extend([tag] * max(extra, 0))
-        kept_labels.extend([label] * max(extra, 0))
-    return b"".join(kept_tags), kept_labels if with_labels else []
+    arr = np.frombuffer(tags, dtype=f"S{tag_length}") if count else np.empty(0, f"S{tag_length}")
+    keep = np.ones(count, dtype=bool)
+    removals = {item: -n for item, n in net.items() if n < 0}
+    if removals:
+        order = np.argsort(arr, kind="stable")
+        ranked = arr[order]
+        for (tag, label), copies in removals.items():
+            probe = np.array([tag], dtype=f"S{tag_length}")
+            lo, hi = (int(np.searchsorted(ranked, probe, side=side)[0]) for side in ("left", "right"))
+            matches = [p for p in order[lo:hi].tolist() if not with_labels or labels[p] == label]
+            keep[matches[:copies]] = False
+    kept = arr[keep].tobytes()
+    kept_labels = [labels[i] for i in np.flatnonzero(keep).tolist()] if with_labels else []
+    added = [(tag, label) for (tag, label), n in net.items() for _ in range(max(n, 0))]
+    return kept + b"".join(t for t, _ in added), kept_labels + [label for _, label in added] if with_labels else []

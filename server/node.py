@@ -34,6 +34,7 @@ class Node:
         self._key_stamp: tuple[int, int] = (-1, -1)
         self._key: ServerKey | None = None
         self._snapshot: TagSnapshot | None = None
+        self._record_count = 0  # of the snapshot's list version
 
     def prepare(self, progress: Progress | None = None) -> None:
         """Bring the store to the current epoch, log a policy change, build the first snapshot."""
@@ -73,7 +74,7 @@ class Node:
                 version, materials, labels, cmaterials = self.store.entries(key.epoch)
                 length = tags.tag_length(len(materials), self.config.limits.max_query_size)
                 snap = build_snapshot(key.epoch, version, length, materials, labels, cmaterials)
-                self._snapshot = snap
+                self._snapshot, self._record_count = snap, self.store.record_count()
             return key, snap
 
     def snapshot(self) -> TagSnapshot:
@@ -90,7 +91,7 @@ class Node:
         return Parameters(
             node_id=self.config.node_id, list_id=self.config.list_id, suite=oprf.SUITE_ID,
             key_epoch=snap.key_epoch, list_version=snap.list_version,
-            list_size=self.store.record_count(), tag_count=snap.count, tag_length=snap.tag_length,
+            list_size=self._record_count, tag_count=snap.count, tag_length=snap.tag_length,
             profile_id=profile.profile_id, profile_hash=profile.definition_hash,
             modes=(Mode.INTERSECTION, Mode.CARDINALITY), limits=self.config.limits,
         )
