@@ -103,9 +103,9 @@ def wait_for_node(target: str, tls: ClientTls, *, seconds: float = 60.0,
             with MatchClient(target, tls) as client:
                 client.parameters()
                 return
-        except RemoteError:
-            if time.monotonic() > deadline:
-                raise
+        except RemoteError as exc:
+            if exc.status != "UNAVAILABLE" or time.monotonic() > deadline:
+                raise  # a refusal will not go away by waiting
             time.sleep(0.2)
 
 
