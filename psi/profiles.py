@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
+from psi.normalize import name_tokens, skeleton
 from psi.records import Record
 
 _KEY_DOMAIN = b"psi-match-key-v1"
@@ -141,5 +142,83 @@ class Profile:
         return hashlib.sha256(canonical.encode()).digest()
 
 
+def _names(record: Record) -> list[list[str]]:
+    """The tokens of the record's name and of each alias (any script, see psi.normalize)."""
+    return [t for t in (name_tokens(n) for n in (record.name, *record.aliases) if n.strip()) if t]
+
+
+def _full_date(record: Record) -> str | None:
+    d = record.birth_date
+    return d.isoformat() if d is not None and d.day is not None else None
+
+
+@dataclass(frozen=True)
+class TokensBirthDate:
+    """Name (and each alias) transliterated and folded, words sorted + full date of birth."""
+
+    rule_id: str = "tokens-dob"
+    strength: Strength = Strength.MEDIUM
+    definition: str = "sorted(name_tokens(name|alias)) | full birth_date"
+
+    def key_parts(self, record: Record) -> list[tuple[str, ...]]:
+        date = _full_date(record)
+        return [(" ".join(sorted(t)), date) for t in _names(record)] if date else []
+
+
+@dataclass(frozen=True)
+class SkeletonBirthDate:
+    """Consonant skeletons of the words, sorted + full date of birth: transliteration and vowel spellings."""
+
+    rule_id: str = "skeleton-dob"
+    strength: Strength = Strength.MEDIUM
+    definition: str = "sorted(skeleton(name_tokens(name|alias))) | full birth_date"
+
+    def key_parts(self, record: Record) -> list[tuple[str, ...]]:
+        date = _full_date(record)
+        return [(" ".join(sorted(map(skeleton, t))), date) for t in _names(record)] if date else []
+
+
+@dataclass(frozen=True)
+class SkeletonDropOneBirthDate:
+    """All skeletons, and the skeletons with one word left out + full date of birth.
+
+    One side's full set meets the other's set without its extra word, so a missing or extra
+    name part matches; two sets without the same misspelt word match a one-typo variant.
+    """
+
+    rule_id: str = "skeleton-drop-one-dob"
+    strength: Strength = Strength.WEAK
+    definition: str = "sorted(skeletons), and for each i sorted(skeletons without word i) | full birth_date"
+
+    def key_parts(self, record: Record) -> list[tuple[str, ...]]:
+        date = _full_date(record)
+        if not date:
+            return []
+        parts = set()
+        for tokens in _names(record):
+            skeletons = [skeleton(t) for t in tokens]
+            parts.add((" ".join(sorted(skeletons)), date))
+            for i in range(len(skeletons) if len(skeletons) > 1 else 0):
+                parts.add((" ".join(sorted(skeletons[:i] + skeletons[i + 1:])), date))
+        return sorted(parts)
+
+
+@dataclass(frozen=True)
+class SkeletonBirthYear:
+    """Skeletons sorted + year of birth: partial, reformatted or day/month-swapped dates."""
+
+    rule_id: str = "skeleton-year"
+    strength: Strength = Strength.WEAK
+    definition: str = "sorted(skeleton(name_tokens(name|alias))) | birth year"
+
+    def key_parts(self, record: Record) -> list[tuple[str, ...]]:
+        if record.birth_date is None:
+            return []
+        year = f"{record.birth_date.year:04d}"
+        return [(" ".join(sorted(map(skeleton, t))), year) for t in _names(record)]
+
+
 EXACT_PROFILE = Profile("exact/1", (DocumentNumber(), ExactNameBirthDate()))
-PROFILES: dict[str, Profile] = {EXACT_PROFILE.profile_id: EXACT_PROFILE}
+STANDARD_PROFILE = Profile("standard/1", (DocumentNumber(), TokensBirthDate(), SkeletonBirthDate(),
+                                          SkeletonDropOneBirthDate(), SkeletonBirthYear()))
+PROFILES: dict[str, Profile] = {p.profile_id: p for p in (EXACT_PROFILE, STANDARD_PROFILE)}

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from psi.errors import RecordError
 from psi.records import IdentityDocument, PartialDate, Record
 
-CSV_COLUMNS = ("id", "name", "birth_date", "nationality", "documents", "reference", "category")
+CSV_COLUMNS = ("id", "name", "birth_date", "nationality", "documents", "reference", "category", "aliases")
 _REQUIRED_COLUMNS = {"id", "name"}
 T = TypeVar("T")
 
@@ -49,10 +49,21 @@ def _record(fields: dict[str, Any], line: int, require_reference: bool) -> Recor
         documents=_at(line, "documents", lambda: _documents(fields.get("documents"))),
         reference=text("reference"),
         category=text("category"),
+        aliases=_at(line, "aliases", lambda: _aliases(fields.get("aliases"))),
     ))
     if require_reference and not record.reference:
         raise RecordError("is required for a watchlist record", line=line, field="reference")
     return record
+
+
+def _aliases(value: Any) -> tuple[str, ...]:
+    if value in (None, "", []):
+        return ()
+    if isinstance(value, str):
+        return tuple(a.strip() for a in value.split(";") if a.strip())
+    if isinstance(value, list) and all(isinstance(a, str) for a in value):
+        return tuple(a.strip() for a in value if a.strip())
+    raise RecordError("must be a list of names or names separated by ';'", field="aliases")
 
 
 def _documents(value: Any) -> tuple[IdentityDocument, ...]:
@@ -153,7 +164,7 @@ def format_csv(records: Iterable[Record]) -> str:
     writer.writerow(CSV_COLUMNS)
     for r in records:
         writer.writerow((r.record_id, r.name, r.birth_date.isoformat() if r.birth_date else "",
-                         r.nationality or "", _documents_text(r), r.reference, r.category))
+                         r.nationality or "", _documents_text(r), r.reference, r.category, ";".join(r.aliases)))
     return out.getvalue()
 
 
@@ -173,5 +184,7 @@ def format_jsonl(records: Iterable[Record]) -> str:
             doc["reference"] = r.reference
         if r.category:
             doc["category"] = r.category
+        if r.aliases:
+            doc["aliases"] = list(r.aliases)
         lines.append(json.dumps(doc, ensure_ascii=False) + "\n")
     return "".join(lines)

@@ -8,6 +8,14 @@ from dataclasses import dataclass, field
 from psi.errors import RecordError
 
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
+# Other notations agencies use, read as (year, month, day): day first with '.', '/' or '-'
+# (European order), year first with '/' or '.', and the compact YYYYMMDD.
+_OTHER_DATES = (
+    (re.compile(r"^(\d{1,2})[./-](\d{1,2})[./-](\d{4})$"), (3, 2, 1)),
+    (re.compile(r"^(\d{4})[./](\d{1,2})[./](\d{1,2})$"), (1, 2, 3)),
+    (re.compile(r"^(\d{4})(\d{2})(\d{2})$"), (1, 2, 3)),
+    (re.compile(r"^(\d{1,2})[./](\d{4})$"), (2, 1, 0)),
+)
 _COUNTRY_RE = re.compile(r"^[A-Z]{3}$")
 MAX_FIELD_CHARS = 512
 
@@ -32,12 +40,17 @@ class PartialDate:
 
     @classmethod
     def parse(cls, text: str) -> PartialDate:
-        """Parse YYYY, YYYY-MM or YYYY-MM-DD."""
-        match = _DATE_RE.match(text.strip())
-        if not match:
-            raise RecordError(f"'{text}' is not a date; use YYYY, YYYY-MM or YYYY-MM-DD")
-        year, month, day = match.groups()
-        return cls(int(year), int(month) if month else None, int(day) if day else None)
+        """Parse YYYY, YYYY-MM, YYYY-MM-DD, or DD.MM.YYYY, DD/MM/YYYY, YYYY/MM/DD, YYYYMMDD, MM/YYYY."""
+        text = text.strip()
+        match = _DATE_RE.match(text)
+        if match:
+            year, month, day = match.groups()
+            return cls(int(year), int(month) if month else None, int(day) if day else None)
+        for pattern, (y, m, d) in _OTHER_DATES:
+            found = pattern.match(text)
+            if found:
+                return cls(int(found.group(y)), int(found.group(m)), int(found.group(d)) if d else None)
+        raise RecordError(f"'{text}' is not a date; use YYYY, YYYY-MM or YYYY-MM-DD (or DD.MM.YYYY)")
 
     def isoformat(self) -> str:
         parts = [f"{self.year:04d}"]
@@ -84,6 +97,7 @@ class Record:
     documents: tuple[IdentityDocument, ...] = field(default_factory=tuple)
     reference: str = ""
     category: str = ""
+    aliases: tuple[str, ...] = ()  # other names the person is known by, in any script
 
     def __post_init__(self) -> None:
         if not self.record_id.strip():
@@ -92,6 +106,8 @@ class Record:
                             ("reference", self.reference), ("category", self.category)):
             if len(value) > MAX_FIELD_CHARS:
                 raise RecordError(f"is longer than {MAX_FIELD_CHARS} characters", field=name)
+        if any(len(a) > MAX_FIELD_CHARS for a in self.aliases):
+            raise RecordError(f"an alias is longer than {MAX_FIELD_CHARS} characters", field="aliases")
         if not self.name.strip() and not self.documents:
             raise RecordError("a record needs a name or an identity document", field="name")
         if self.nationality is not None and not _COUNTRY_RE.match(self.nationality):

@@ -70,7 +70,7 @@ def record_to_json(record: Record) -> str:
            "birth_date": record.birth_date.isoformat() if record.birth_date else None,
            "nationality": record.nationality, "reference": record.reference, "category": record.category,
            "documents": [{"doc_type": d.doc_type, "number": d.number, "country": d.country}
-                         for d in record.documents]}
+                         for d in record.documents], "aliases": list(record.aliases)}
     return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
 
@@ -81,7 +81,7 @@ def record_from_json(text: str) -> Record:
         birth_date=PartialDate.parse(doc["birth_date"]) if doc["birth_date"] else None,
         nationality=doc["nationality"],
         documents=tuple(IdentityDocument(**d) for d in doc["documents"]),
-        reference=doc["reference"], category=doc["category"],
+        reference=doc["reference"], category=doc["category"], aliases=tuple(doc.get("aliases", ())),
     )
 
 

@@ -50,12 +50,12 @@ class LiveNode:
 
 
 def make_config(tmp: Path, pki: Path, node_id: str, listen: str = "127.0.0.1:0", extra: str = "",
-                partners: tuple[str, ...] = ("agency-a", "agency-b")) -> NodeConfig:
+                partners: tuple[str, ...] = ("agency-a", "agency-b"), profile: str = "exact/1") -> NodeConfig:
     """A node config with default agreements for `partners`, plus any `extra` TOML."""
     path = tmp / f"{node_id}.toml"
     path.write_text(render_config(node_id, listen, str(tmp / f"data-{node_id}"), str(pki / "ca.pem"),
                                   str(pki / f"{node_id}.pem"), str(pki / f"{node_id}.key"),
-                                  partners=partners) + extra)
+                                  partners=partners, profile=profile) + extra)
     return load_config(path)
 
 

@@ -15,7 +15,8 @@ from client.api import ClientTls, MatchClient
 from psi import tags
 from psi.errors import ParameterMismatchError, RemoteError
 from psi.messages import Mode
-from psi.profiles import Profile
+from psi.profiles import STANDARD_PROFILE, Profile, Strength
+from psi.records import PartialDate, Record
 from psi.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
@@ -155,3 +156,19 @@ def test_cached_tag_sets_fetch_only_the_changes(start_node: StartNode, client_fo
         assert len(erased.hits) == len(LISTS.overlap) - 5
         counted = client.match(LISTS.a, purpose="p", case_reference="c", mode=Mode.CARDINALITY)
         assert counted.hit_records == len(LISTS.overlap) - 5
+
+
+def test_standard_profile_finds_a_cross_script_pair_the_exact_one_misses(
+        start_node: StartNode, client_for: Connect) -> None:
+    wanted = Record("b-1", "Ельцин Борис Николаевич", PartialDate(1931, 2, 1), reference="RU-77", category="arrest")
+    other = Record("b-2", "Иванов Иван", PartialDate(1960, 5, 5), reference="RU-78", category="witness")
+    ours = [Record("a-1", "Boris Nikolayevich Yeltsin", PartialDate(1931, 2, 1)),
+            Record("a-2", "Jan Novak", PartialDate(1960, 5, 5))]
+    exact = client_for(start_node([wanted, other], node_id="agency-b"))
+    assert exact.match(ours, purpose="p", case_reference="c").hits == ()
+    standard_node = start_node([wanted, other], node_id="agency-a", profile="standard/1")
+    result = client_for(standard_node, "agency-b").match(ours, purpose="p", case_reference="c",
+                                                         profile=STANDARD_PROFILE)
+    (hit,) = result.hits
+    assert (hit.record_id, hit.reference, hit.strength) == ("a-1", "RU-77", Strength.MEDIUM)
+    assert {"skeleton-dob", "skeleton-year"} <= set(hit.rules)
