@@ -55,7 +55,7 @@ def skeleton(token: str) -> str:
         text = text.replace(spelling, letter)
     text = text.replace("c", "k")
     consonants = _VOWELS.sub("", text.replace("h", "")) if len(text) > 1 else text
-    out = []
+    out: list[str] = []
     for ch in consonants or text[:1]:
         if not out or out[-1] != ch:
             out.append(ch)

@@ -18,7 +18,7 @@ def test_partial_dates_parse(text: str, date: PartialDate) -> None:
     assert date.isoformat() == text
 
 
-@pytest.mark.parametrize("text", ["1900-02-29", "1980-13", "80", "1980/01/02", "1980-04-31", ""])
+@pytest.mark.parametrize("text", ["1900-02-29", "1980-13", "80", "1980/13/02", "31.04.1980", "1980-04-31", "2.3", ""])
 def test_invalid_dates_are_refused(text: str) -> None:
     with pytest.raises(RecordError):
         PartialDate.parse(text)
