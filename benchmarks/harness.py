@@ -55,7 +55,8 @@ def make_node(work: Path, server_records: Sequence[Record], partner_toml: str) -
     port = free_port()
     config = work / "bench-server.toml"
     config.write_text(render_config("bench-server", f"127.0.0.1:{port}", "data", str(pki / "ca.pem"),
-                                    str(pki / "bench-server.pem"), str(pki / "bench-server.key"))
+                                    str(pki / "bench-server.pem"), str(pki / "bench-server.key"),
+                                    profile="exact/1")  # one key per name: sizes comparable to the peer's
                       + partner_toml)
     started = time.perf_counter()
     import_records(load_config(config), server_records, "benchmark")

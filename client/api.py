@@ -29,7 +29,14 @@ from google.protobuf.message import Message
 from client.tag_cache import CachedTags, TagCache
 from psi import followup
 from psi.client_query import CardinalityQuery, Hit, IntersectionQuery, MatchResult
-from psi.errors import InputError, MalformedMessageError, PsiError, RemoteError, StaleStateError
+from psi.errors import (
+    InputError,
+    MalformedMessageError,
+    ParameterMismatchError,
+    PsiError,
+    RemoteError,
+    StaleStateError,
+)
 from psi.messages import (
     ClientMessage,
     EvaluatedBatch,
@@ -41,7 +48,7 @@ from psi.messages import (
     SessionAccepted,
     TagChunk,
 )
-from psi.profiles import EXACT_PROFILE, Profile
+from psi.profiles import PROFILES, Profile
 from psi.records import Record
 from psi.tagset import TagIndex, apply_delta
 from psiwire import codec
@@ -229,12 +236,14 @@ class MatchClient:
         return bytes(tags), labels, version
 
     def match(self, records: Sequence[Record], *, purpose: str, case_reference: str,
-              operator: str = "", mode: Mode = Mode.INTERSECTION, profile: Profile = EXACT_PROFILE,
+              operator: str = "", mode: Mode = Mode.INTERSECTION, profile: Profile | None = None,
               list_id: str = "", progress: ProgressCallback | None = None,
               audit: AuditLog | None = None) -> MatchResult:
         """Run one private match of `records` against the partner's list.
 
-        With `audit`, the query (or its refusal) is logged before the result is returned.
+        Without `profile`, the partner's announced profile is used if this client knows it
+        (its definition hash is checked). With `audit`, the query (or its refusal) is logged
+        before the result is returned.
         """
         request_id = uuid.uuid4().hex
         session_id = ""
@@ -242,6 +251,10 @@ class MatchClient:
         try:
             params = self.parameters(list_id)
             query_type = IntersectionQuery if mode is Mode.INTERSECTION else CardinalityQuery
+            profile = profile or PROFILES.get(params.profile_id)
+            if profile is None:
+                raise ParameterMismatchError(f"the partner uses match profile '{params.profile_id}', "
+                                             f"which this client does not know (known: {sorted(PROFILES)})")
             query = query_type(params, profile, records, purpose=purpose, case_reference=case_reference,
                                operator=operator, request_id=request_id)
             if query.total_elements == 0:

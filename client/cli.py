@@ -28,7 +28,7 @@ from client.record_files import read_records
 from psi.client_query import MatchResult
 from psi.errors import PsiError
 from psi.messages import Mode
-from psi.profiles import PROFILES
+from psi.profiles import PROFILES, Profile, Strength
 from server.app import serve
 from server.config import load_config, open_audit_log
 from server.pki import init_pki
@@ -117,18 +117,20 @@ def summary_line(result: MatchResult) -> str:
     if result.mode is Mode.CARDINALITY:
         return (f"compared {result.records} records ({result.keys} keys): "
                 f"{result.hit_records} records are on the partner's list")
+    weak = sum(1 for hit in result.hits if hit.strength is Strength.WEAK)
     return (f"compared {result.records} records ({result.keys} keys): {result.hit_records} records hit "
-            f"({len(result.hits)} hit rows)")
+            f"({len(result.hits)} hit rows, {weak} by weak rules only: for a person to confirm)")
 
 
 def cmd_match(args: argparse.Namespace) -> int:
     audit = None
+    profile: Profile | None
     if args.config:
         config = load_config(args.config)
         tls, profile = ClientTls(config.tls.ca, config.tls.cert, config.tls.key), config.profile
         audit = open_audit_log(config)
     elif args.ca and args.cert and args.key:
-        tls, profile = ClientTls(args.ca, args.cert, args.key), PROFILES[args.profile]
+        tls, profile = ClientTls(args.ca, args.cert, args.key), PROFILES[args.profile] if args.profile else None
     else:
         raise PsiError("give --config NODE.toml, or all of --ca, --cert and --key")
     records = read_records(args.input, args.format)
@@ -197,8 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--ca", type=Path)
     match.add_argument("--cert", type=Path)
     match.add_argument("--key", type=Path)
-    match.add_argument("--profile", default="exact/1", choices=sorted(PROFILES),
-                       help="match profile when no --config is given")
+    match.add_argument("--profile", choices=sorted(PROFILES),
+                       help="match profile when no --config is given (default: the partner's)")
     match.add_argument("--server-name", help="name expected in the partner's certificate")
     match.add_argument("--list", default="", help="the partner's list id (default: its default list)")
     match.add_argument("--format", choices=("csv", "jsonl"))

@@ -69,7 +69,7 @@ class ExactNameBirthDate:
     definition: str = "nfkc-casefold(name) | iso(birth_date)"
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
-        name = normalize_text(record.name)
+        name = normalize_text(record.names[0]) if record.names else ""
         if not name or record.birth_date is None:
             return []
         return [(name, record.birth_date.isoformat())]
@@ -144,7 +144,7 @@ class Profile:
 
 def _names(record: Record) -> list[list[str]]:
     """The tokens of the record's name and of each alias (any script, see psi.normalize)."""
-    return [t for t in (name_tokens(n) for n in (record.name, *record.aliases) if n.strip()) if t]
+    return [t for t in (name_tokens(n) for n in record.names) if t]
 
 
 def _full_date(record: Record) -> str | None:

@@ -17,8 +17,9 @@ from typing import Any, TypeVar
 from psi.errors import RecordError
 from psi.records import IdentityDocument, PartialDate, Record
 
-CSV_COLUMNS = ("id", "name", "birth_date", "nationality", "documents", "reference", "category", "aliases")
-_REQUIRED_COLUMNS = {"id", "name"}
+CSV_COLUMNS = ("id", "name", "given_name", "family_name", "aliases", "birth_date", "sex", "nationality",
+               "place_of_birth", "documents", "reference", "category")
+_REQUIRED_COLUMNS = {"id"}
 T = TypeVar("T")
 
 
@@ -50,6 +51,10 @@ def _record(fields: dict[str, Any], line: int, require_reference: bool) -> Recor
         reference=text("reference"),
         category=text("category"),
         aliases=_at(line, "aliases", lambda: _aliases(fields.get("aliases"))),
+        given_name=text("given_name"),
+        family_name=text("family_name"),
+        sex=text("sex").upper(),
+        place_of_birth=text("place_of_birth"),
     ))
     if require_reference and not record.reference:
         raise RecordError("is required for a watchlist record", line=line, field="reference")
@@ -163,8 +168,9 @@ def format_csv(records: Iterable[Record]) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for r in records:
-        writer.writerow((r.record_id, r.name, r.birth_date.isoformat() if r.birth_date else "",
-                         r.nationality or "", _documents_text(r), r.reference, r.category, ";".join(r.aliases)))
+        writer.writerow((r.record_id, r.name, r.given_name, r.family_name, ";".join(r.aliases),
+                         r.birth_date.isoformat() if r.birth_date else "", r.sex, r.nationality or "",
+                         r.place_of_birth, _documents_text(r), r.reference, r.category))
     return out.getvalue()
 
 
@@ -172,7 +178,11 @@ def format_jsonl(records: Iterable[Record]) -> str:
     """JSON Lines text that `parse_jsonl` reads back to the same records."""
     lines = []
     for r in records:
-        doc: dict[str, Any] = {"id": r.record_id, "name": r.name}
+        doc: dict[str, Any] = {"id": r.record_id}
+        for key, value in (("name", r.name), ("given_name", r.given_name), ("family_name", r.family_name),
+                           ("sex", r.sex), ("place_of_birth", r.place_of_birth)):
+            if value:
+                doc[key] = value
         if r.birth_date:
             doc["birth_date"] = r.birth_date.isoformat()
         if r.nationality:

@@ -98,18 +98,31 @@ class Record:
     reference: str = ""
     category: str = ""
     aliases: tuple[str, ...] = ()  # other names the person is known by, in any script
+    given_name: str = ""  # when the source keeps name parts apart; `name` is then optional
+    family_name: str = ""
+    sex: str = ""  # M, F, X or empty
+    place_of_birth: str = ""
+
+    @property
+    def names(self) -> list[str]:
+        """Every name of the person: the full name, given + family name, and the aliases."""
+        parts = f"{self.given_name} {self.family_name}".strip()
+        return [n for n in dict.fromkeys((self.name, parts, *self.aliases)) if n.strip()]
 
     def __post_init__(self) -> None:
         if not self.record_id.strip():
             raise RecordError("is empty", field="id")
-        for name, value in (("id", self.record_id), ("name", self.name),
+        for name, value in (("id", self.record_id), ("name", self.name), ("given_name", self.given_name),
+                            ("family_name", self.family_name), ("place_of_birth", self.place_of_birth),
                             ("reference", self.reference), ("category", self.category)):
             if len(value) > MAX_FIELD_CHARS:
                 raise RecordError(f"is longer than {MAX_FIELD_CHARS} characters", field=name)
         if any(len(a) > MAX_FIELD_CHARS for a in self.aliases):
             raise RecordError(f"an alias is longer than {MAX_FIELD_CHARS} characters", field="aliases")
-        if not self.name.strip() and not self.documents:
+        if not self.names and not self.documents:
             raise RecordError("a record needs a name or an identity document", field="name")
+        if self.sex not in ("", "M", "F", "X"):
+            raise RecordError(f"'{self.sex}' must be M, F or X (or empty)", field="sex")
         if self.nationality is not None and not _COUNTRY_RE.match(self.nationality):
             raise RecordError(
                 f"'{self.nationality}' must be an ISO 3166 alpha-3 code such as FRA",

@@ -5,7 +5,7 @@
     listen = "127.0.0.1:50052"
     data_dir = "data"               # SQLite store and OPRF key live here
     list_id = "wanted-persons"
-    profile = "exact/1"
+    profile = "standard/1"          # or "exact/1"; see docs/matching.md
 
     [tls]
     ca = "pki/ca.pem"               # trusted CA for partner certificates
@@ -44,6 +44,8 @@ from psi.profiles import PROFILES, Profile
 from server.audit.log import AuditLog
 from server.keys import load_or_create_signing_key
 from server.policy import Agreement, parse_agreements
+
+DEFAULT_PROFILE = "standard/1"  # matches across spellings and scripts (docs/matching.md)
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigurationError(f"{path}: {exc}") from None
     base = path.resolve().parent
     node, tls = _section(doc, "node"), _section(doc, "tls")
-    profile_id = _string(node, "profile", "node", "exact/1")
+    profile_id = _string(node, "profile", "node", DEFAULT_PROFILE)
     if profile_id not in PROFILES:
         raise ConfigurationError(f"[node] profile '{profile_id}' is unknown; known: {sorted(PROFILES)}")
     limits_doc = dict(doc.get("limits", {}))
@@ -155,7 +157,7 @@ def is_loopback(listen: str) -> bool:
 
 
 def render_config(node_id: str, listen: str, data_dir: str, ca: str, cert: str, key: str,
-                  list_id: str = "wanted-persons", profile: str = "exact/1", checkpoint_every: int = 100,
+                  list_id: str = "wanted-persons", profile: str = DEFAULT_PROFILE, checkpoint_every: int = 100,
                   partners: tuple[str, ...] = ()) -> str:
     """A config file's text, with a default agreement (both modes) for each partner named."""
     agreements = "".join(

@@ -67,7 +67,7 @@ class FollowUp:
 
 def field_values(record: Record, names: list[str]) -> dict[str, str]:
     values = {
-        "name": record.name,
+        "name": record.name or f"{record.given_name} {record.family_name}".strip(),
         "birth_date": record.birth_date.isoformat() if record.birth_date else "",
         "nationality": record.nationality or "",
         "documents": "; ".join(f"{d.doc_type} {d.number} ({d.country})" for d in record.documents),

@@ -70,7 +70,9 @@ def record_to_json(record: Record) -> str:
            "birth_date": record.birth_date.isoformat() if record.birth_date else None,
            "nationality": record.nationality, "reference": record.reference, "category": record.category,
            "documents": [{"doc_type": d.doc_type, "number": d.number, "country": d.country}
-                         for d in record.documents], "aliases": list(record.aliases)}
+                         for d in record.documents], "aliases": list(record.aliases),
+           "given_name": record.given_name, "family_name": record.family_name, "sex": record.sex,
+           "place_of_birth": record.place_of_birth}
     return json.dumps(doc, ensure_ascii=False, sort_keys=True)
 
 
@@ -82,6 +84,8 @@ def record_from_json(text: str) -> Record:
         nationality=doc["nationality"],
         documents=tuple(IdentityDocument(**d) for d in doc["documents"]),
         reference=doc["reference"], category=doc["category"], aliases=tuple(doc.get("aliases", ())),
+        given_name=doc.get("given_name", ""), family_name=doc.get("family_name", ""), sex=doc.get("sex", ""),
+        place_of_birth=doc.get("place_of_birth", ""),
     )
 
 

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from psi.errors import RecordError
-from psi.record_parsing import format_csv, format_jsonl, parse_records
+from psi.record_parsing import CSV_COLUMNS, format_csv, format_jsonl, parse_records
 from psi.records import IdentityDocument, PartialDate, Record
 from psi.synthetic import make_lists
 
@@ -56,3 +59,20 @@ def test_unicode_names_survive_both_formats() -> None:
 def test_bad_rows_name_line_and_field(lines: list[str], fmt: str, message: str) -> None:
     with pytest.raises(RecordError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_records(lines, fmt, require_reference=True)
+
+
+def test_schema_file_names_exactly_the_accepted_fields() -> None:
+    schema = json.loads((Path(__file__).resolve().parents[2] / "docs" / "record.schema.json").read_text())
+    assert set(schema["properties"]) == set(CSV_COLUMNS)
+
+
+def test_name_parts_sex_and_place_of_birth() -> None:
+    lines = ["id,given_name,family_name,sex,place_of_birth,birth_date,reference\n",
+             "1,Boris,Yeltsin,m,Butka,01.02.1931,R1\n"]
+    (record,) = parse_records(lines, "csv", require_reference=True)
+    assert (record.names, record.sex, record.place_of_birth, record.birth_date) == (
+        ["Boris Yeltsin"], "M", "Butka", PartialDate(1931, 2, 1))
+    assert parse_records(format_csv([record]).splitlines(keepends=True), "csv") == [record]
+    assert parse_records(format_jsonl([record]).splitlines(keepends=True), "jsonl") == [record]
+    with pytest.raises(RecordError, match="line 2, field 'sex'"):
+        parse_records([lines[0], "1,Boris,Yeltsin,Q,Butka,1931,R1\n"], "csv")
