@@ -61,10 +61,12 @@ EU_GIVEN = ["José", "François", "Łukasz", "Søren", "Zoë", "Jürgen", "Ana",
 EU_FAMILY = ["Müller", "Gómez", "Kowalczyk", "Ødegaard", "Dvořák", "Schröder", "Fernández", "Nováková",
              "Öztürk", "Lefèvre", "Šimić", "Brandão", "Jansen", "Rossi", "Weber", "García"]
 _EXPAND = {"ü": "ue", "ö": "oe", "ä": "ae", "ø": "oe", "å": "aa", "ß": "ss"}
-NICKNAMES = {"Piotr": "Peter", "José": "Pepe", "Jan": "Johannes", "Anna": "Anne", "Mateo": "Matthew"}
+# Given names and a familiar or foreign form of each (the nickname variation).
+NICKNAMES = {"Piotr": "Peter", "José": "Pepe", "Jan": "Johannes", "Anna": "Annie", "Mateo": "Matthew",
+             "Łukasz": "Luke", "François": "Frank", "Luca": "Luke", "Sofia": "Sophie", "Clara": "Claire"}
 
-KINDS = ("transliteration", "order", "missing_part", "extra_part", "initials", "diacritics", "typo_1",
-         "typo_2", "dob_format", "day_month_swap", "partial_date", "alias")
+KINDS = ("transliteration", "order", "missing_part", "extra_part", "initials", "nickname", "diacritics",
+         "typo_1", "typo_2", "dob_format", "day_month_swap", "partial_date", "alias")
 NEGATIVE_KINDS = ("same_name_other_dob", "near_name_other_dob")
 
 
@@ -149,6 +151,8 @@ def _variant(rng: random.Random, p: Person, kind: str) -> tuple[str, PartialDate
         return " ".join(tokens[:1] + tokens[2:]), dob, ()
     if kind in ("missing_part", "extra_part"):
         return " ".join([*tokens[:1], rng.choice(["Maria", "Ali", "Jan", "Lee", "Ivanovich"]), *tokens[1:]]), dob, ()
+    if kind == "nickname":
+        return " ".join([NICKNAMES[p.script_name.split()[0]], *tokens[1:]]), dob, ()
     if kind == "initials":
         return " ".join([tokens[0][0] + ".", *tokens[1:]]), dob, ()
     if kind == "diacritics":  # the same spelling with accents added, removed or expanded (ü -> ue)
@@ -185,10 +189,12 @@ def generate(pairs: int, seed: int) -> tuple[list[Record], list[Record], dict[st
     truth: dict[str, str] = {}
     kind_of: dict[str, str] = {}
     for n in range(pairs):
+        kind = KINDS[n % len(KINDS)]
         person = _person(rng)
+        while kind == "nickname" and person.script_name.split()[0] not in NICKNAMES:
+            person = _person(rng)  # only names that have a familiar form
         a_id, b_id = f"a{n}", f"b{n}"
         a_side.append(Record(a_id, person.latin_names[0], person.dob, person.nationality, reference=a_id))
-        kind = KINDS[n % len(KINDS)]
         name, dob, aliases = _variant(rng, person, kind)
         b_side.append(Record(b_id, name, dob, person.nationality, reference=b_id, aliases=aliases))
         truth[b_id], kind_of[b_id] = a_id, kind
