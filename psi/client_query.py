@@ -242,9 +242,7 @@ class CardinalityQuery(_Query):
         inverse = group.invert_scalar(self._blind)
         materials = []
         for i in range(0, len(blob), _E):
-            element = blob[i:i + _E]
-            group.check_element(element)
-            materials.append(tags.cardinality_material(group.scalar_mult(inverse, element)))
+            materials.append(tags.cardinality_material(group.scalar_mult_peer(inverse, blob[i:i + _E])))
         found = index.find(materials)
         size = self._group_size
         hit_groups = sum(

@@ -50,19 +50,43 @@ def is_zero_scalar(scalar: bytes) -> bool:
     return int.from_bytes(scalar, "little") % ORDER == 0
 
 
-def check_element(encoded: bytes) -> None:
-    """RFC 9497 DeserializeElement: canonical encoding of a non-identity element.
+_NOT_CANONICAL = "element is not a canonical ristretto255 encoding"
 
-    Raises MalformedMessageError otherwise.
-    """
+
+def _check_shape(encoded: bytes) -> None:
+    """The checks of DeserializeElement that libsodium's decoding does not make."""
     if len(encoded) != ELEMENT_BYTES:
         raise MalformedMessageError(f"element must be {ELEMENT_BYTES} bytes, got {len(encoded)}")
     if encoded == IDENTITY:
         raise MalformedMessageError("element is the identity")
     # RFC 9496 4.3.1: s >= p is not canonical. libsodium ignores bit 255, so an encoding with it
     # set would decode like the one without: check it here.
-    if encoded[31] & 0x80 or not _is_valid(encoded):
-        raise MalformedMessageError("element is not a canonical ristretto255 encoding")
+    if encoded[31] & 0x80:
+        raise MalformedMessageError(_NOT_CANONICAL)
+
+
+def check_element(encoded: bytes) -> None:
+    """RFC 9497 DeserializeElement: canonical encoding of a non-identity element.
+
+    Raises MalformedMessageError otherwise.
+    """
+    _check_shape(encoded)
+    if not _is_valid(encoded):
+        raise MalformedMessageError(_NOT_CANONICAL)
+
+
+def scalar_mult_peer(scalar: bytes, encoded: bytes) -> bytes:
+    """DeserializeElement then scalar * element, decoding once: for elements a peer sent.
+
+    libsodium's multiplication decodes with the full RFC 9496 check and fails on an invalid
+    encoding, so a separate validity pass (a second square root) is not needed.
+    Raises MalformedMessageError for an element that `check_element` would refuse.
+    """
+    _check_shape(encoded)
+    try:
+        return bytes(_mult(scalar, encoded))
+    except RuntimeError:
+        raise MalformedMessageError(_NOT_CANONICAL) from None
 
 
 def scalar_mult(scalar: bytes, element: bytes) -> bytes:

@@ -59,7 +59,8 @@ def generate_key() -> bytes:
     return group.random_scalar()
 
 
-def _input_element(data: bytes) -> bytes:
+def input_element(data: bytes) -> bytes:
+    """HashToGroup(input) with the input checks of Blind and Evaluate; independent of any key."""
     _check_input(data)
     element = hash_to_group(data)
     if element == group.IDENTITY:
@@ -70,12 +71,12 @@ def _input_element(data: bytes) -> bytes:
 def blind(data: bytes, blind_scalar: bytes | None = None) -> tuple[bytes, bytes]:
     """Blind (Section 3.3.1); returns (blind, blindedElement)."""
     r = group.random_scalar() if blind_scalar is None else blind_scalar
-    return r, group.scalar_mult(r, _input_element(data))
+    return r, group.scalar_mult(r, input_element(data))
 
 
 def blind_evaluate(sk: bytes, blinded_element: bytes) -> bytes:
-    """BlindEvaluate (Section 3.3.1) on an already validated element."""
-    return group.scalar_mult(sk, blinded_element)
+    """BlindEvaluate (Section 3.3.1), deserializing the client's element (MalformedMessageError if invalid)."""
+    return group.scalar_mult_peer(sk, blinded_element)
 
 
 def finalize_hash(data: bytes, unblinded_element: bytes) -> bytes:
@@ -91,25 +92,17 @@ def finalize_hash(data: bytes, unblinded_element: bytes) -> bytes:
 
 def finalize(data: bytes, blind_scalar: bytes, evaluated_element: bytes) -> bytes:
     """Finalize (Section 3.3.1): unblind with 1/blind, then hash with the input."""
-    group.check_element(evaluated_element)
-    unblinded = group.scalar_mult(group.invert_scalar(blind_scalar), evaluated_element)
-    return finalize_hash(data, unblinded)
+    return finalize_with_inverse(data, group.invert_scalar(blind_scalar), evaluated_element)
 
 
 def finalize_with_inverse(data: bytes, blind_inverse: bytes, evaluated_element: bytes) -> bytes:
     """Finalize given 1/blind already computed (see `group.batch_invert_scalars`)."""
-    group.check_element(evaluated_element)
-    return finalize_hash(data, group.scalar_mult(blind_inverse, evaluated_element))
+    return finalize_hash(data, group.scalar_mult_peer(blind_inverse, evaluated_element))
 
 
 def evaluate(sk: bytes, data: bytes) -> bytes:
     """Evaluate (Section 3.3.1): the server's direct PRF evaluation of its own input."""
-    return finalize_hash(data, group.scalar_mult(sk, _input_element(data)))
-
-
-def evaluate_element(sk: bytes, data: bytes) -> bytes:
-    """skS * HashToGroup(input): the PRF's group element before the final hash."""
-    return group.scalar_mult(sk, _input_element(data))
+    return finalize_hash(data, group.scalar_mult(sk, input_element(data)))
 
 
 def blind_many(inputs: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:

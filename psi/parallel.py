@@ -36,6 +36,18 @@ def _shared_pool() -> ProcessPoolExecutor:
         return _pool
 
 
+def _ready() -> bool:
+    return True
+
+
+def start() -> None:
+    """Start every worker now (a server at start-up), so that the first query does not wait for them."""
+    if worker_count() > 1:
+        pool = _shared_pool()
+        for future in [pool.submit(_ready) for _ in range(worker_count())]:
+            future.result()
+
+
 def submit(fn: Callable[..., R], *args: Any, inline: bool = False) -> Future[R]:
     """Run `fn(*args)` in a worker (or here, if `inline`); returns a future either way."""
     if inline or worker_count() == 1:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import secrets
 from enum import Enum, auto
 
-from psi import group, oprf
+from psi import group, oprf, parallel
 from psi.errors import (
     InputError,
     LimitExceededError,
@@ -44,19 +44,27 @@ class _State(Enum):
     DONE = auto()
 
 
-def evaluate_packed(key: bytes, packed: bytes, batch_index: int) -> bytes:
-    """Validate and evaluate packed blinded elements; errors name batch and index."""
+def _evaluate_slice(key: bytes, packed: bytes, batch_index: int, first: int) -> bytes:
+    """Validate and evaluate packed blinded elements; errors name the batch and element index."""
     out = []
     for i in range(0, len(packed), _E):
-        element = packed[i:i + _E]
         try:
-            group.check_element(element)
+            out.append(oprf.blind_evaluate(key, packed[i:i + _E]))
         except MalformedMessageError as exc:
             raise MalformedMessageError(
-                f"batch {batch_index}, element {i // _E}: {exc}"
+                f"batch {batch_index}, element {first + i // _E}: {exc}"
             ) from None
-        out.append(oprf.blind_evaluate(key, element))
     return b"".join(out)
+
+
+def evaluate_packed(key: bytes, packed: bytes, batch_index: int) -> bytes:
+    """One batch's evaluations, split across the worker processes when it is large."""
+    count = len(packed) // _E
+    share = -(-count // parallel.worker_count())
+    inline = count < parallel.INLINE_BELOW
+    parts = [parallel.submit(_evaluate_slice, key, packed[first * _E:(first + share) * _E], batch_index, first,
+                             inline=inline) for first in range(0, count, share)]
+    return b"".join(part.result() for part in parts)
 
 
 class ServerSession:

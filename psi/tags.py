@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from psi import oprf
+from psi import group, oprf
 from psi.errors import MalformedMessageError
 from psi.profiles import MatchKey, Profile
 from psi.records import Record
@@ -78,17 +78,49 @@ class ServerEntry:
     sealed_label: bytes
 
 
+# What a server keeps per match key, in two parts. The key-independent part is computed once per
+# record version (HashToGroup is most of its cost); a new key epoch needs only the second part.
+KeyInput = tuple[str, str, bytes, bytes, bytes]
+"""(record id, rule id, match key, HashToGroup(match key), the record's label)"""
+EpochEntry = tuple[str, str, bytes, bytes, bytes]
+"""(record id, rule id, tag material, cardinality material, sealed label) for one key epoch"""
+
+
+def seal(key: bytes, value: bytes, element: bytes, label: bytes) -> tuple[bytes, bytes, bytes]:
+    """(tag material, cardinality material, sealed label) of one match key (RFC 9497 Evaluate).
+
+    `element` is HashToGroup(value), precomputed and trusted (the server's own).
+    """
+    evaluated = group.scalar_mult(key, element)
+    material, label_key = split_output(oprf.finalize_hash(value, evaluated))
+    return material, cardinality_material(evaluated), seal_label(label_key, label)
+
+
 def server_entries(key: bytes, match_keys: list[MatchKey], label: bytes) -> list[ServerEntry]:
-    """Evaluate the server's own keys (RFC 9497 Evaluate) and seal the label under each."""
-    entries = []
-    for match_key in match_keys:
-        element = oprf.evaluate_element(key, match_key.value)
-        material, label_key = split_output(oprf.finalize_hash(match_key.value, element))
-        entries.append(
-            ServerEntry(match_key.rule_id, material, cardinality_material(element),
-                        seal_label(label_key, label))
-        )
-    return entries
+    """Evaluate the server's own keys and seal the label under each."""
+    return [ServerEntry(k.rule_id, *seal(key, k.value, oprf.input_element(k.value), label)) for k in match_keys]
+
+
+def key_inputs(records: list[Record], profile: Profile) -> list[KeyInput]:
+    """The key-independent part of many records' match keys."""
+    out: list[KeyInput] = []
+    for r in records:
+        label = encode_label(r.reference, r.category)
+        out.extend((r.record_id, k.rule_id, k.value, oprf.input_element(k.value), label)
+                   for k in profile.match_keys(r))
+    return out
+
+
+def epoch_entries(inputs: list[KeyInput], key: bytes) -> list[EpochEntry]:
+    """One key epoch's entries from stored inputs (one worker's share of a list)."""
+    return [(record_id, rule_id, *seal(key, value, element, label))
+            for record_id, rule_id, value, element, label in inputs]
+
+
+def prepare_records(records: list[Record], key: bytes, profile: Profile) -> list[tuple[KeyInput, EpochEntry]]:
+    """Both parts for newly imported records, in one pass (one worker's share)."""
+    inputs = key_inputs(records, profile)
+    return list(zip(inputs, epoch_entries(inputs, key), strict=True))
 
 
 def check_tags_blob(blob: bytes, length: int) -> int:
@@ -96,9 +128,3 @@ def check_tags_blob(blob: bytes, length: int) -> int:
     if length <= 0 or len(blob) % length:
         raise MalformedMessageError(f"tag data of {len(blob)} bytes is not a multiple of {length}")
     return len(blob) // length
-
-
-def entries_for_records(records: list[Record], key: bytes, profile: Profile) -> list[tuple[str, ServerEntry]]:
-    """Precompute the entries of many records (one worker's share of a list)."""
-    return [(r.record_id, e) for r in records
-            for e in server_entries(key, profile.match_keys(r), encode_label(r.reference, r.category))]

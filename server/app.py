@@ -12,6 +12,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from psi import parallel
 from psi.errors import ConfigurationError
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
@@ -80,6 +81,7 @@ def open_node(config: NodeConfig, progress: Progress | None = None) -> Node:
 def serve(config: NodeConfig, progress: Progress | None = None) -> None:
     """Run until SIGINT or SIGTERM, then stop gracefully."""
     node = open_node(config, progress)
+    parallel.start()
     server, port = create_server(node)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

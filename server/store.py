@@ -18,9 +18,15 @@ from psi import parallel, tags
 from psi.errors import BudgetExceededError, InputError, ReplayError
 from psi.profiles import Profile
 from psi.records import IdentityDocument, PartialDate, Record
-from psi.tags import ServerEntry
+from psi.tags import EpochEntry, KeyInput
 from server.keys import ServerKey
 
+_REMOVAL_TRIGGER = """
+CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
+    INSERT INTO removed VALUES (old.epoch, (SELECT value FROM meta WHERE name='list_version') + 1,
+                                old.tag_material, old.cardinality_material, old.sealed_label);
+END;
+"""
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS records (
@@ -38,16 +44,21 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 CREATE INDEX IF NOT EXISTS entries_by_record ON entries(record_id, epoch);
 CREATE INDEX IF NOT EXISTS entries_by_epoch ON entries(epoch, version);
+-- The key-independent part of each match key (psi.tags.KeyInput): a new epoch starts from here.
+CREATE TABLE IF NOT EXISTS match_keys (
+    record_id TEXT NOT NULL REFERENCES records(record_id) ON DELETE CASCADE,
+    rule_id TEXT NOT NULL,
+    value BLOB NOT NULL,
+    element BLOB NOT NULL,                      -- HashToGroup(value)
+    label BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS match_keys_by_record ON match_keys(record_id);
 -- What each list version removed, so a partner's cached tag set can catch up with a delta.
 CREATE TABLE IF NOT EXISTS removed (
     epoch INTEGER NOT NULL, version INTEGER NOT NULL, tag_material BLOB NOT NULL,
     cardinality_material BLOB NOT NULL, sealed_label BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS removed_by_epoch ON removed(epoch, version);
-CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
-    INSERT INTO removed VALUES (old.epoch, (SELECT value FROM meta WHERE name='list_version') + 1,
-                                old.tag_material, old.cardinality_material, old.sealed_label);
-END;
 CREATE TABLE IF NOT EXISTS budgets (
     partner TEXT NOT NULL, epoch INTEGER NOT NULL, used INTEGER NOT NULL,
     PRIMARY KEY (partner, epoch)
@@ -57,8 +68,9 @@ CREATE TABLE IF NOT EXISTS requests (
 );
 CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 INSERT OR IGNORE INTO meta VALUES ('list_version', 0);
-"""
+""" + _REMOVAL_TRIGGER
 
+_PROFILE_SETTING = "profile_hash"  # the profile the stored match keys were made under
 Progress = Callable[[int, int], None]
 # Called inside the transaction, just before COMMIT, with (added, updated):
 # the audit entry is written first, and if it cannot be, nothing changes.
@@ -89,25 +101,16 @@ def record_from_json(text: str) -> Record:
     )
 
 
-def compute_entries(key: ServerKey, profile: Profile, records: Sequence[Record],
-                    progress: Progress | None = None) -> list[tuple[str, ServerEntry]]:
-    """Every record's tag material for the key's epoch, computed on all cores."""
-    return list(start_entries(key, profile, records).results(progress))
+def _insert_inputs(db: sqlite3.Connection, inputs: Sequence[KeyInput]) -> None:
+    db.executemany("INSERT INTO match_keys VALUES (?, ?, ?, ?, ?)", inputs)
 
 
-def start_entries(key: ServerKey, profile: Profile,
-                  records: Sequence[Record]) -> parallel.Chunks[tuple[str, ServerEntry]]:
-    return parallel.map_chunks(tags.entries_for_records, records, key.secret, profile, chunk=2048)
-
-
-def _insert_entries(db: sqlite3.Connection, epoch: int, entries: list[tuple[str, ServerEntry]]) -> None:
+def _insert_entries(db: sqlite3.Connection, epoch: int, entries: Sequence[EpochEntry]) -> None:
     """Write entries and bump the list version (inside the caller's transaction)."""
     version = int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0]) + 1
-    db.executemany(
-        "INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(rid, epoch, e.rule_id, e.tag_material, e.cardinality_material, e.sealed_label, version)
-         for rid, e in entries],
-    )
+    db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
+                   [(rid, epoch, rule, material, cmaterial, sealed, version)
+                    for rid, rule, material, cmaterial, sealed in entries])
     db.execute("UPDATE meta SET value=? WHERE name='list_version'", (version,))
 
 
@@ -219,22 +222,37 @@ class Store:
 
     def upsert(self, records: Sequence[Record], key: ServerKey, profile: Profile,
                progress: Progress | None = None, before_commit: BeforeCommit | None = None) -> int:
-        """Insert or update records with their entries for the key's epoch, all at once."""
-        running = start_entries(key, profile, records)
+        """Insert or update records with their match keys and entries for the key's epoch, all at once.
+
+        Returns the number of match keys computed: those of `records`, or of the whole list when
+        the stored match keys were made under another profile (all are replaced, atomically).
+        """
+        stale = self.setting(_PROFILE_SETTING) != profile.definition_hash.hex()
+        ids = {r.record_id for r in records}
+        todo = [*records, *(r for r in self.records() if r.record_id not in ids)] if stale else list(records)
+        running = parallel.map_chunks(tags.prepare_records, todo, key.secret, profile, chunk=2048)
         rows = [(r.record_id, record_to_json(r)) for r in records]  # while the workers compute
-        entries = list(running.results(progress))
+        prepared = list(running.results(progress))
         with self.transaction() as db:
             existing = {row[0] for row in db.execute("SELECT record_id FROM records")}
             updated = sum(1 for r in records if r.record_id in existing)
-            db.executemany("DELETE FROM entries WHERE record_id=?", [(r.record_id,) for r in records])
+            if stale:
+                db.execute("DELETE FROM match_keys")
+                db.execute("DELETE FROM entries")
+                db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
+                           (_PROFILE_SETTING, profile.definition_hash.hex()))
+            else:
+                db.executemany("DELETE FROM entries WHERE record_id=?", [(r.record_id,) for r in records])
+                db.executemany("DELETE FROM match_keys WHERE record_id=?", [(r.record_id,) for r in records])
             db.executemany(
                 "INSERT INTO records VALUES (?, ?) ON CONFLICT(record_id) DO UPDATE SET data=excluded.data",
                 rows,
             )
-            _insert_entries(db, key.epoch, entries)
+            _insert_inputs(db, [i for i, _ in prepared])
+            _insert_entries(db, key.epoch, [e for _, e in prepared])
             if before_commit:
                 before_commit(len(records) - updated, updated)
-        return len(entries)
+        return len(prepared)
 
     def erase(self, record_ids: Sequence[str],
               before_commit: Callable[[list[str]], object] | None = None) -> list[str]:
@@ -249,13 +267,19 @@ class Store:
         return found
 
     def fill_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> int:
-        """Compute entries for records that lack them in the key's epoch; other epochs stay."""
+        """Compute entries for match keys that lack them in the key's epoch; other epochs stay.
+
+        Starts from the stored match keys and their group elements, so a new epoch costs one
+        scalar multiplication per key. Returns the number of entries computed.
+        """
+        if self.setting(_PROFILE_SETTING) != profile.definition_hash.hex():
+            return self.upsert([], key, profile, progress)  # keys of another profile: all anew
         with self._lock:
-            rows = self._db.execute(
-                "SELECT data FROM records WHERE record_id NOT IN "
+            inputs: list[KeyInput] = self._db.execute(
+                "SELECT record_id, rule_id, value, element, label FROM match_keys WHERE record_id NOT IN "
                 "(SELECT DISTINCT record_id FROM entries WHERE epoch=?)", (key.epoch,)
             ).fetchall()
-        entries = compute_entries(key, profile, [record_from_json(r[0]) for r in rows], progress)
+        entries = list(parallel.map_chunks(tags.epoch_entries, inputs, key.secret, chunk=4096).results(progress))
         if entries:
             with self.transaction() as db:
                 _insert_entries(db, key.epoch, entries)
@@ -265,7 +289,9 @@ class Store:
         """Forget every other epoch's tags (after a rotation, or a restart mid-rotation)."""
         if self._one("SELECT COUNT(*) FROM entries WHERE epoch<>?", (epoch,)):
             with self.transaction() as db:
+                db.execute("DROP TRIGGER entries_removed")  # no partner caches another epoch's removals
                 db.execute("DELETE FROM entries WHERE epoch<>?", (epoch,))
+                db.execute(_REMOVAL_TRIGGER)
                 db.execute("DELETE FROM removed WHERE epoch<>?", (epoch,))
                 db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
 

@@ -121,13 +121,14 @@ def test_an_update_recomputes_only_the_changed_records(start_node: StartNode, cl
     client = client_for(live)
     client.match(LISTS.a, purpose="p", case_reference="c")
     changed = [replace(r, reference=r.reference + "-v2") for r in LISTS.b[:3]]  # ~1% of the list
-    evaluated: list[str] = []
-    original = tags.server_entries
-    monkeypatch.setattr(tags, "server_entries", lambda key, keys, label: (
-        evaluated.extend(k.rule_id for k in keys), original(key, keys, label))[1])
+    evaluated: list[bytes] = []
+    original = tags.seal
+    monkeypatch.setattr(tags, "seal", lambda key, value, element, label: (
+        evaluated.append(value), original(key, value, element, label))[1])
     report = import_records(live.config, changed, "test-operator")
     assert (report.added, report.updated) == (0, 3)
-    assert len(evaluated) == report.match_keys == sum(len(live.config.profile.match_keys(r)) for r in changed)
+    assert sorted(evaluated) == sorted(k.value for r in changed for k in live.config.profile.match_keys(r))
+    assert report.match_keys == len(evaluated)
     after = client.match(LISTS.a, purpose="p", case_reference="c")
     refs = {r.record_id: r.reference for r in (*changed, *LISTS.b[3:])}
     assert {(h.record_id, h.reference) for h in after.hits} == {(a, refs[b]) for a, b in LISTS.overlap}
@@ -156,6 +157,19 @@ def test_cached_tag_sets_fetch_only_the_changes(start_node: StartNode, client_fo
         assert len(erased.hits) == len(LISTS.overlap) - 5
         counted = client.match(LISTS.a, purpose="p", case_reference="c", mode=Mode.CARDINALITY)
         assert counted.hit_records == len(LISTS.overlap) - 5
+
+
+def test_a_change_of_profile_recomputes_the_stored_match_keys(start_node: StartNode, client_for: Connect) -> None:
+    wanted = Record("b-1", "Ельцин Борис Николаевич", PartialDate(1931, 2, 1), reference="RU-77", category="arrest")
+    ours = [Record("a-1", "Boris Nikolayevich Yeltsin", PartialDate(1931, 2, 1))]
+    exact = start_node([wanted])
+    assert client_for(exact).match(ours, purpose="p", case_reference="c").hits == ()
+    exact.server.stop(grace=None).wait()
+    exact.node.close()
+    standard = start_node([], profile="standard/1")  # the same data directory, now under standard/1
+    (hit,) = client_for(standard).match(ours, purpose="p", case_reference="c").hits
+    assert (hit.record_id, hit.reference) == ("a-1", "RU-77")
+    assert standard.node.parameters().tag_count == len(STANDARD_PROFILE.match_keys(wanted))
 
 
 def test_standard_profile_finds_a_cross_script_pair_the_exact_one_misses(

@@ -10,6 +10,7 @@ import pytest
 
 from client.api import MatchClient
 from client.cli import main
+from psi import oprf
 from psi.errors import ConfigurationError, RemoteError
 from psi.synthetic import make_lists
 from psiwire import matching_pb2 as pb
@@ -27,14 +28,16 @@ REFS = {r.record_id: r.reference for r in LISTS.b}
 
 
 def test_rotation_while_serving(start_node: Callable[..., LiveNode], client_for: Callable[..., MatchClient],
-                                capsys: pytest.CaptureFixture[str]) -> None:
+                                capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     live = start_node(LISTS.b)
     client = client_for(live)
     first = client.match(LISTS.a, purpose="p", case_reference="c")
     old_params = client.parameters()
     assert live.node.store.budget_used("agency-a", 1) == first.keys
     config_file = live.config.data_dir.parent / "agency-b.toml"
-    assert main(["keys", "rotate", "--config", str(config_file), "--operator", "admin-1", "--quiet"]) == 0
+    with monkeypatch.context() as patched:  # a new epoch starts from the stored group elements
+        patched.setattr(oprf, "input_element", lambda data: pytest.fail("HashToGroup during a rotation"))
+        assert main(["keys", "rotate", "--config", str(config_file), "--operator", "admin-1", "--quiet"]) == 0
     assert "key epoch 1 -> 2" in capsys.readouterr().out
     assert load_or_create_key(live.config.key_path).epoch == 2
     params = client.parameters()

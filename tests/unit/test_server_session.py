@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 import rbcl
 
-from psi import oprf
+from psi import oprf, parallel
 from psi.client_query import CardinalityQuery, IntersectionQuery
 from psi.errors import (
     InputError,
@@ -20,7 +20,7 @@ from psi.errors import (
 )
 from psi.messages import BlindedBatch, Done, EvaluatedBatch, Finish, Limits, Mode, Progress, SessionStart
 from psi.profiles import EXACT_PROFILE
-from psi.server_session import ServerSession
+from psi.server_session import ServerSession, evaluate_packed
 from psi.synthetic import make_lists
 from tests.protocol_helpers import parameters_for, run_in_memory, snapshot_for
 
@@ -155,3 +155,13 @@ def test_large_queries_run_on_worker_processes_with_the_same_result() -> None:
     result = run_in_memory(lists.b, lists.a, Mode.INTERSECTION)
     assert result.keys >= 2048
     assert {(h.record_id, h.reference) for h in result.hits} == {(a, refs[b]) for a, b in lists.overlap}
+
+
+def test_a_large_batch_is_evaluated_on_the_workers_and_errors_keep_their_index() -> None:
+    elements = [rbcl.crypto_core_ristretto255_random() for _ in range(parallel.INLINE_BELOW + 100)]
+    evaluated = evaluate_packed(KEY, b"".join(elements), 7)
+    assert evaluated == b"".join(oprf.blind_evaluate(KEY, e) for e in elements)
+    bad = len(elements) - 3  # in the last worker's share
+    elements[bad] = elements[bad][:31] + bytes([elements[bad][31] | 0x80])
+    with pytest.raises(MalformedMessageError, match=f"batch 7, element {bad}: "):
+        evaluate_packed(KEY, b"".join(elements), 7)
