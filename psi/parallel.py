@@ -67,13 +67,18 @@ class Chunks(Generic[R]):
     futures: list[Future[list[R]]]
     sizes: list[int]
 
-    def results(self, progress: Callable[[int, int], None] | None = None) -> Iterator[R]:
+    def parts(self, progress: Callable[[int, int], None] | None = None) -> Iterator[list[R]]:
+        """Each chunk's results, in order, as soon as it is done."""
         done, total = 0, sum(self.sizes)
         for future, size in zip(self.futures, self.sizes, strict=True):
-            yield from future.result()
+            yield future.result()
             done += size
             if progress:
                 progress(done, total)
+
+    def results(self, progress: Callable[[int, int], None] | None = None) -> Iterator[R]:
+        for part in self.parts(progress):
+            yield from part
 
 
 def map_chunks(fn: Callable[..., list[R]], items: Sequence[Any], *args: Any, chunk: int = 4096) -> Chunks[R]:

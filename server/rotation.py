@@ -30,6 +30,7 @@ def rotate_key(config: NodeConfig, operator: str, progress: Progress | None = No
     try:
         old = load_or_create_key(config.key_path)
         new = ServerKey(old.epoch + 1, oprf.generate_key())
+        store.clear_epoch(new.epoch)  # entries an interrupted rotation wrote under another key
         computed = store.fill_epoch(new, config.profile, progress)
         audit.append(events.key_rotated(operator, old.epoch, new.epoch, computed))
         replace_key(config.key_path, new)

@@ -105,13 +105,25 @@ def _insert_inputs(db: sqlite3.Connection, inputs: Sequence[KeyInput]) -> None:
     db.executemany("INSERT INTO match_keys VALUES (?, ?, ?, ?, ?)", inputs)
 
 
-def _insert_entries(db: sqlite3.Connection, epoch: int, entries: Sequence[EpochEntry]) -> None:
-    """Write entries and bump the list version (inside the caller's transaction)."""
-    version = int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0]) + 1
+def _next_version(db: sqlite3.Connection) -> int:
+    return int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0]) + 1
+
+
+def _write_entries(db: sqlite3.Connection, epoch: int, version: int, entries: Sequence[EpochEntry]) -> None:
     db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
                    [(rid, epoch, rule, material, cmaterial, sealed, version)
                     for rid, rule, material, cmaterial, sealed in entries])
-    db.execute("UPDATE meta SET value=? WHERE name='list_version'", (version,))
+
+
+def _publish(db: sqlite3.Connection, version: int) -> None:
+    db.execute("UPDATE meta SET value=MAX(value, ?) WHERE name='list_version'", (version,))
+
+
+def _insert_entries(db: sqlite3.Connection, epoch: int, entries: Sequence[EpochEntry]) -> None:
+    """Write entries and bump the list version (inside the caller's transaction)."""
+    version = _next_version(db)
+    _write_entries(db, epoch, version, entries)
+    _publish(db, version)
 
 
 class Store:
@@ -279,20 +291,36 @@ class Store:
                 "SELECT record_id, rule_id, value, element, label FROM match_keys WHERE record_id NOT IN "
                 "(SELECT DISTINCT record_id FROM entries WHERE epoch=?)", (key.epoch,)
             ).fetchall()
-        entries = list(parallel.map_chunks(tags.epoch_entries, inputs, key.secret, chunk=4096).results(progress))
-        if entries:
+        if not inputs:
+            return 0
+        with self.transaction(write=False) as db:
+            version = _next_version(db)
+        computed = 0
+        # Each chunk is written while the workers compute the next ones, in short transactions
+        # that never hold up the server; the version is published once, at the end.
+        for part in parallel.map_chunks(tags.epoch_entries, inputs, key.secret, chunk=4096).parts(progress):
             with self.transaction() as db:
-                _insert_entries(db, key.epoch, entries)
-        return len(entries)
+                _write_entries(db, key.epoch, version, part)
+            computed += len(part)
+        with self.transaction() as db:
+            _publish(db, version)
+        return computed
+
+    def clear_epoch(self, epoch: int) -> None:
+        """Forget one epoch's entries (what a rotation cut short left of a new epoch)."""
+        self._delete_entries("epoch=?", epoch)
 
     def drop_other_epochs(self, epoch: int) -> None:
         """Forget every other epoch's tags (after a rotation, or a restart mid-rotation)."""
-        if self._one("SELECT COUNT(*) FROM entries WHERE epoch<>?", (epoch,)):
+        self._delete_entries("epoch<>?", epoch)
+
+    def _delete_entries(self, where: str, epoch: int) -> None:
+        if self._one(f"SELECT COUNT(*) FROM entries WHERE {where}", (epoch,)):  # noqa: S608 (fixed clauses)
             with self.transaction() as db:
-                db.execute("DROP TRIGGER entries_removed")  # no partner caches another epoch's removals
-                db.execute("DELETE FROM entries WHERE epoch<>?", (epoch,))
+                db.execute("DROP TRIGGER entries_removed")  # no partner caches a non-current epoch's removals
+                db.execute(f"DELETE FROM entries WHERE {where}", (epoch,))  # noqa: S608
                 db.execute(_REMOVAL_TRIGGER)
-                db.execute("DELETE FROM removed WHERE epoch<>?", (epoch,))
+                db.execute(f"DELETE FROM removed WHERE {where}", (epoch,))  # noqa: S608
                 db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
 
     def refresh_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> None:

@@ -19,7 +19,8 @@ from server.app import create_server, open_node
 from server.audit.chain import Verifier
 from server.audit.verify import verify_log
 from server.config import load_config
-from server.keys import load_or_create_key, public_key_path
+from server.keys import ServerKey, load_or_create_key, public_key_path
+from server.rotation import rotate_key
 from server.store import Store
 from tests.conftest import LiveNode, make_config
 
@@ -82,3 +83,16 @@ def test_plaintext_on_loopback_needs_the_flag_and_a_partner_entry(tmp_path: Path
     finally:
         server.stop(grace=None).wait()
         node.close()
+
+
+def test_a_rotation_replaces_what_an_interrupted_one_left(start_node: Callable[..., LiveNode],
+                                                          client_for: Callable[..., MatchClient]) -> None:
+    live = start_node(LISTS.b)
+    store = Store(live.config.store_path)
+    try:  # a rotation that died after writing epoch 2's entries, under a key that was never saved
+        store.fill_epoch(ServerKey(2, oprf.generate_key()), live.config.profile)
+    finally:
+        store.close()
+    assert rotate_key(live.config, "admin-1").new_epoch == 2
+    result = client_for(live).match(LISTS.a, purpose="p", case_reference="c")
+    assert {(h.record_id, h.reference) for h in result.hits} == {(a, REFS[b]) for a, b in LISTS.overlap}
