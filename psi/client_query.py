@@ -121,7 +121,7 @@ class IntersectionQuery(_Query):
         self._batch_size = min(params.limits.max_batch_size, max(256, -(-len(self._items) // 8)))
         self._pending: dict[int, list[bytes]] = {}
         self._finalizing: list[tuple[int, Future[list[tuple[bytes, bytes]]]]] = []
-        self._inline = len(self._items) < parallel.INLINE_BELOW
+        self._inline = parallel.inline_for(len(self._items))
 
     def __repr__(self) -> str:
         return f"IntersectionQuery(records={len(self.records)}, keys={len(self._items)})"

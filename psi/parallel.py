@@ -2,7 +2,7 @@
 
 Spawned, not forked: forking a process that runs gRPC threads is unsafe.
 Small jobs run inline, where a pool's start-up and pickling would cost more
-than they save.
+than they save; once the workers run, only tiny jobs do.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 R = TypeVar("R")
-INLINE_BELOW = 2048  # items: below this, a job runs in the calling process
+INLINE_BELOW = 2048  # items: below this, a job runs in the calling process while no workers run
+INLINE_BELOW_WARM = 64  # once they run, a round trip costs about a millisecond: only tiny jobs stay here
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -34,6 +35,11 @@ def _shared_pool() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(worker_count(), mp_context=multiprocessing.get_context("spawn"))
             atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
         return _pool
+
+
+def inline_for(items: int) -> bool:
+    """Whether a job of `items` group operations is better run in the calling process."""
+    return items < (INLINE_BELOW_WARM if _pool is not None else INLINE_BELOW)
 
 
 def _ready() -> bool:
@@ -83,7 +89,7 @@ class Chunks(Generic[R]):
 
 def map_chunks(fn: Callable[..., list[R]], items: Sequence[Any], *args: Any, chunk: int = 4096) -> Chunks[R]:
     """Start fn over `items` in chunks on all cores (inline when small); the caller gathers later."""
-    inline = len(items) < INLINE_BELOW
+    inline = inline_for(len(items))
     starts = range(0, len(items), chunk)
     return Chunks([submit(fn, list(items[i:i + chunk]), *args, inline=inline) for i in starts],
                   [min(chunk, len(items) - i) for i in starts])

@@ -61,7 +61,7 @@ def evaluate_packed(key: bytes, packed: bytes, batch_index: int) -> bytes:
     """One batch's evaluations, split across the worker processes when it is large."""
     count = len(packed) // _E
     share = -(-count // parallel.worker_count())
-    inline = count < parallel.INLINE_BELOW
+    inline = parallel.inline_for(count)
     parts = [parallel.submit(_evaluate_slice, key, packed[first * _E:(first + share) * _E], batch_index, first,
                              inline=inline) for first in range(0, count, share)]
     return b"".join(part.result() for part in parts)

@@ -10,7 +10,7 @@ import pytest
 
 from client.api import MatchClient
 from client.cli import main
-from psi import oprf
+from psi import oprf, parallel
 from psi.errors import ConfigurationError, RemoteError
 from psi.synthetic import make_lists
 from psiwire import matching_pb2 as pb
@@ -37,6 +37,7 @@ def test_rotation_while_serving(start_node: Callable[..., LiveNode], client_for:
     assert live.node.store.budget_used("agency-a", 1) == first.keys
     config_file = live.config.data_dir.parent / "agency-b.toml"
     with monkeypatch.context() as patched:  # a new epoch starts from the stored group elements
+        patched.setattr(parallel, "inline_for", lambda items: True)  # in this process, where the patch is
         patched.setattr(oprf, "input_element", lambda data: pytest.fail("HashToGroup during a rotation"))
         assert main(["keys", "rotate", "--config", str(config_file), "--operator", "admin-1", "--quiet"]) == 0
     assert "key epoch 1 -> 2" in capsys.readouterr().out
