@@ -8,9 +8,12 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from psi.messages import Mode
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
+_FORMAT = 2  # files of another format are fetched again
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,18 @@ class TagCache:
             data = self._path(node_id, list_id, mode).read_bytes()
             header, _, body = data.partition(b"\n")
             meta = json.loads(header)
-            size = meta["tag_length"] * meta["count"]
-            tags, labels, at = body[:size], [], size
-            while at < len(body):  # length-prefixed labels, read by offset (no copies of the rest)
-                length = int.from_bytes(body[at:at + 2], "big")
-                labels.append(body[at + 2:at + 2 + length])
-                at += 2 + length
-            if len(tags) != size or (labels and len(labels) != meta["count"]):
+            if meta.get("format") != _FORMAT:
+                return None
+            count, size = meta["count"], meta["tag_length"] * meta["count"]
+            tags, labels = body[:size], []
+            if meta["labels"]:
+                ends = np.cumsum(np.frombuffer(body, dtype="<u2", count=count, offset=size), dtype=np.int64)
+                blob = body[size + 2 * count:]
+                if len(blob) != (int(ends[-1]) if count else 0):
+                    return None
+                starts = [0, *ends[:-1].tolist()]
+                labels = [blob[a:b] for a, b in zip(starts, ends.tolist(), strict=True)]
+            if len(tags) != size:
                 return None
             return CachedTags(node_id, list_id, mode, meta["key_epoch"], meta["list_version"],
                               meta["tag_length"], tags, tuple(labels))
@@ -55,12 +63,14 @@ class TagCache:
 
     def save(self, cached: CachedTags) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        meta = {"key_epoch": cached.key_epoch, "list_version": cached.list_version,
-                "tag_length": cached.tag_length, "count": len(cached.tags) // cached.tag_length}
-        body = b"".join(len(label).to_bytes(2, "big") + label for label in cached.labels)
+        count = len(cached.tags) // cached.tag_length
+        meta = {"format": _FORMAT, "key_epoch": cached.key_epoch, "list_version": cached.list_version,
+                "tag_length": cached.tag_length, "count": count, "labels": bool(cached.labels)}
+        # Label lengths as one array, then the labels back to back: read back without a loop per byte string.
+        lengths = np.fromiter(map(len, cached.labels), dtype="<u2", count=len(cached.labels)).tobytes()
         path = self._path(cached.node_id, cached.list_id, cached.mode)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.write(json.dumps(meta).encode() + b"\n" + cached.tags + body)
+            handle.writelines([json.dumps(meta).encode(), b"\n", cached.tags, lengths, b"".join(cached.labels)])
         os.replace(tmp, path)

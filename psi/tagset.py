@@ -6,8 +6,9 @@ lookups are numpy binary searches over fixed-width byte strings.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import compress
 
 import numpy as np
 
@@ -30,6 +31,32 @@ class TagSnapshot:
     @property
     def count(self) -> int:
         return len(self.labels)
+
+    def updated(self, list_version: int, added: Sequence[Entry], removed: Sequence[Entry]) -> TagSnapshot:
+        """This snapshot after a list change, without a rebuild: entries as `Store.changes` gives them.
+
+        Both tag sets stay sorted by value; additions are inserted where they sort.
+        """
+        t = self.tag_length
+
+        def merged(tags: bytes, labels: Sequence[bytes], pick: int) -> tuple[bytes, tuple[bytes, ...]]:
+            with_labels = pick == 0
+            net = _net(((e[pick][:t], e[1] if with_labels else b"") for e in added),
+                       ((e[pick][:t], e[1] if with_labels else b"") for e in removed))
+            arr = _as_array(tags, t)
+            keep = _kept(arr, labels, net, ranked=True)
+            additions = sorted(_additions(net))
+            kept = arr[keep]
+            at = np.searchsorted(kept, np.array([a for a, _ in additions], dtype=arr.dtype))
+            out = np.insert(kept, at, [a for a, _ in additions]).tobytes() if additions else kept.tobytes()
+            if not with_labels:
+                return out, ()
+            return out, tuple(np.insert(_objects(list(compress(labels, keep.tolist()))), at,
+                                        _objects([label for _, label in additions])))
+
+        tags, labels = merged(self.tags, self.labels, 0)
+        cardinality_tags, _ = merged(self.cardinality_tags, (), 2)
+        return TagSnapshot(self.key_epoch, list_version, t, tags, labels, cardinality_tags)
 
     def chunks(self, mode: Mode, offset: int, chunk_size: int) -> Iterator[TagChunk]:
         """TagChunks from `offset` (a tag index) to the end."""
@@ -118,37 +145,71 @@ def delta_chunks(key_epoch: int, list_version: int, total: int, tag_length: int,
     return chunks
 
 
+Pair = tuple[bytes, bytes]  # (truncated tag, sealed label or b"")
+
+
+def _net(added: Iterable[Pair], removed: Iterable[Pair]) -> dict[Pair, int]:
+    """Changes as a multiset: an entry removed and added again nets out."""
+    net: dict[Pair, int] = {}
+    for pairs, sign in ((added, 1), (removed, -1)):
+        for pair in pairs:
+            net[pair] = net.get(pair, 0) + sign
+    return net
+
+
+def _kept(arr: np.ndarray, labels: Sequence[bytes], net: dict[Pair, int], *, ranked: bool) -> np.ndarray:
+    """Mask of the entries of `arr` (and `labels`, if any) that survive the net removals.
+
+    Only the removed entries are searched for (binary search), so a small delta on a large
+    set costs little beyond copying it. `ranked` says `arr` is already sorted.
+    """
+    keep = np.ones(len(arr), dtype=bool)
+    removals = [(pair, -n) for pair, n in net.items() if n < 0]
+    if not removals:
+        return keep
+    order = np.arange(len(arr)) if ranked else np.argsort(arr, kind="stable")
+    sorted_arr = arr if ranked else arr[order]
+    probes = np.array([tag for (tag, _), _ in removals], dtype=arr.dtype)
+    lows = np.searchsorted(sorted_arr, probes, side="left").tolist()
+    highs = np.searchsorted(sorted_arr, probes, side="right").tolist()
+    for ((_, label), copies), lo, hi in zip(removals, lows, highs, strict=True):
+        matches = [p for p in order[lo:hi].tolist() if not labels or labels[p] == label]
+        keep[matches[:copies]] = False
+    return keep
+
+
+def _additions(net: dict[Pair, int]) -> list[Pair]:
+    return [pair for pair, n in net.items() for _ in range(n)]
+
+
+def _pairs(blob: bytes, labels: Sequence[bytes], tag_length: int, with_labels: bool) -> list[Pair]:
+    count = check_tags_blob(blob, tag_length) if blob else 0
+    if with_labels and len(labels) != count:
+        raise MalformedMessageError("a delta chunk's labels do not match its tags")
+    return [(blob[i * tag_length:(i + 1) * tag_length], labels[i] if with_labels else b"") for i in range(count)]
+
+
+def _objects(items: list[bytes]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def _as_array(tags: bytes, tag_length: int) -> np.ndarray:
+    count = check_tags_blob(tags, tag_length) if tags else 0
+    return np.frombuffer(tags, dtype=f"S{tag_length}") if count else np.empty(0, f"S{tag_length}")
+
+
 def apply_delta(tags: bytes, labels: Sequence[bytes], tag_length: int, chunks: Sequence[TagChunk]
                 ) -> tuple[bytes, list[bytes]]:
-    """A cached tag set (and labels, in intersection mode) after the delta chunks.
-
-    Changes count as a multiset: an entry removed and added again within the delta nets out.
-    Only the removed entries are searched for (binary search), so a small delta on a large
-    set costs little beyond copying it.
-    """
+    """A cached tag set (and labels, in intersection mode) after the delta chunks; additions go last."""
     with_labels = bool(labels) or any(c.labels or c.removed_labels for c in chunks)
-    net: dict[tuple[bytes, bytes], int] = {}
-    for chunk in chunks:
-        for blob, chunk_labels, sign in ((chunk.tags, chunk.labels, 1), (chunk.removed_tags, chunk.removed_labels, -1)):
-            count = check_tags_blob(blob, tag_length) if blob else 0
-            if with_labels and len(chunk_labels) != count:
-                raise MalformedMessageError("a delta chunk's labels do not match its tags")
-            for i in range(count):
-                item = (blob[i * tag_length:(i + 1) * tag_length], chunk_labels[i] if with_labels else b"")
-                net[item] = net.get(item, 0) + sign
-    count = check_tags_blob(tags, tag_length) if tags else 0
-    arr = np.frombuffer(tags, dtype=f"S{tag_length}") if count else np.empty(0, f"S{tag_length}")
-    keep = np.ones(count, dtype=bool)
-    removals = {item: -n for item, n in net.items() if n < 0}
-    if removals:
-        order = np.argsort(arr, kind="stable")
-        ranked = arr[order]
-        for (tag, label), copies in removals.items():
-            probe = np.array([tag], dtype=f"S{tag_length}")
-            lo, hi = (int(np.searchsorted(ranked, probe, side=side)[0]) for side in ("left", "right"))
-            matches = [p for p in order[lo:hi].tolist() if not with_labels or labels[p] == label]
-            keep[matches[:copies]] = False
-    kept = arr[keep].tobytes()
-    kept_labels = [labels[i] for i in np.flatnonzero(keep).tolist()] if with_labels else []
-    added = [(tag, label) for (tag, label), n in net.items() for _ in range(max(n, 0))]
-    return kept + b"".join(t for t, _ in added), kept_labels + [label for _, label in added] if with_labels else []
+    net = _net((p for c in chunks for p in _pairs(c.tags, c.labels, tag_length, with_labels)),
+               (p for c in chunks for p in _pairs(c.removed_tags, c.removed_labels, tag_length, with_labels)))
+    arr = _as_array(tags, tag_length)
+    keep = _kept(arr, labels if with_labels else (), net, ranked=False)
+    added = _additions(net)
+    merged = arr[keep].tobytes() + b"".join(t for t, _ in added)
+    if not with_labels:
+        return merged, []
+    return merged, [*compress(labels, keep.tolist()), *(label for _, label in added)]

@@ -71,11 +71,29 @@ class Node:
             key = self._current_key()
             snap = self._snapshot
             if snap is None or snap.key_epoch != key.epoch or snap.list_version != self.store.list_version:
-                version, materials, labels, cmaterials = self.store.entries(key.epoch)
-                length = tags.tag_length(len(materials), self.config.limits.max_query_size)
-                snap = build_snapshot(key.epoch, version, length, materials, labels, cmaterials)
+                snap = self._changed(snap, key) or self._built(key)
                 self._snapshot, self._record_count = snap, self.store.record_count()
             return key, snap
+
+    def _built(self, key: ServerKey) -> TagSnapshot:
+        version, materials, labels, cmaterials = self.store.entries(key.epoch)
+        length = tags.tag_length(len(materials), self.config.limits.max_query_size)
+        return build_snapshot(key.epoch, version, length, materials, labels, cmaterials)
+
+    def _changed(self, snap: TagSnapshot | None, key: ServerKey) -> TagSnapshot | None:
+        """The snapshot with a small list change applied, or None when a rebuild is due.
+
+        A rebuild is due for another epoch, a change of tag length, or a change of more than
+        a quarter of the list (then sorting afresh costs no more).
+        """
+        if snap is None or snap.key_epoch != key.epoch:
+            return None
+        version, total, added, removed = self.store.changes(key.epoch, snap.list_version)
+        if tags.tag_length(total, self.config.limits.max_query_size) != snap.tag_length or \
+                len(added) + len(removed) > total // 4:
+            return None
+        updated = snap.updated(version, added, removed)
+        return updated if updated.count == total else None
 
     def snapshot(self) -> TagSnapshot:
         return self.current()[1]

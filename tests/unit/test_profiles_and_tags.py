@@ -1,12 +1,14 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from psi import oprf, tags
 from psi.messages import TagChunk
 from psi.profiles import EXACT_PROFILE, ExactNameBirthDate, Profile, encode_key
 from psi.records import IdentityDocument, PartialDate, Record
-from psi.tagset import apply_delta
+from psi.tagset import Entry, TagSnapshot, apply_delta, build_snapshot
 
 
 def test_exact_profile_normalises_case_width_and_spacing() -> None:
@@ -68,3 +70,29 @@ def test_apply_delta_counts_entries_as_a_multiset() -> None:
     # "bb"/2 removed twice and added once: one fewer; "aa"/1 removed; "cc"/4 added.
     assert sorted(zip([merged[i:i + 2] for i in range(0, len(merged), 2)], merged_labels, strict=True)) == [
         (b"bb", b"3"), (b"cc", b"4")]
+
+
+_ENTRY = st.tuples(st.sampled_from([bytes([i]) * 32 for i in range(1, 4)]),  # few tags: equal tags, other labels
+                   st.sampled_from([b"L1", b"L2", b"L3"]), st.sampled_from([bytes([i]) * 32 for i in range(4, 7)]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_ENTRY, max_size=30), st.data())
+def test_a_snapshot_updated_in_place_equals_one_built_anew(before: list[Entry], data: st.DataObject) -> None:
+    removed = data.draw(st.lists(st.sampled_from(before), unique_by=id, max_size=len(before)) if before
+                        else st.just([]))
+    added = data.draw(st.lists(st.one_of(_ENTRY, st.sampled_from(removed)) if removed else _ENTRY, max_size=10))
+    after = list(before)
+    for entry in removed:
+        after.remove(entry)
+    after += added
+
+    def built(entries: list[Entry], version: int) -> TagSnapshot:
+        return build_snapshot(1, version, 2, [e[0] for e in entries], [e[1] for e in entries],
+                              [e[2] for e in entries])
+
+    updated, fresh = built(before, 1).updated(2, added, removed), built(after, 2)
+    assert (updated.tags, updated.cardinality_tags, updated.list_version) == (
+        fresh.tags, fresh.cardinality_tags, fresh.list_version)
+    pairs = sorted(zip([updated.tags[i:i + 2] for i in range(0, len(updated.tags), 2)], updated.labels, strict=True))
+    assert pairs == sorted(zip([fresh.tags[i:i + 2] for i in range(0, len(fresh.tags), 2)], fresh.labels, strict=True))
