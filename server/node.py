@@ -11,6 +11,7 @@ from psi.tagset import TagSnapshot, build_snapshot
 from server.audit import events
 from server.audit.log import AuditLog
 from server.config import NodeConfig
+from server.file_lock import locked
 from server.followups import FollowUpDesk
 from server.keys import ServerKey, load_or_create_key
 from server.policy import Policy, policy_hash
@@ -38,8 +39,8 @@ class Node:
 
     def prepare(self, progress: Progress | None = None) -> None:
         """Bring the store to the current epoch, log a policy change, build the first snapshot."""
-        key = self.key
-        self.store.refresh_epoch(key, self.config.profile, progress)
+        with locked(self.config.store_path):  # not beside an import or a rotation
+            self.store.refresh_epoch(self.key, self.config.profile, progress)
         digest = policy_hash(self.policy.agreements)
         if self.store.setting("policy_hash") != digest:
             self.audit.append(events.policy_changed(sorted(self.policy.agreements), digest))

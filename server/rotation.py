@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from psi import oprf
 from server.audit import events
 from server.config import NodeConfig, open_audit_log
+from server.file_lock import locked
 from server.keys import ServerKey, load_or_create_key, replace_key
 from server.store import Progress, Store
 
@@ -28,14 +29,15 @@ def rotate_key(config: NodeConfig, operator: str, progress: Progress | None = No
     audit = open_audit_log(config)
     store = Store(config.store_path)
     try:
-        old = load_or_create_key(config.key_path)
-        new = ServerKey(old.epoch + 1, oprf.generate_key())
-        store.clear_epoch(new.epoch)  # entries an interrupted rotation wrote under another key
-        computed = store.fill_epoch(new, config.profile, progress)
-        audit.append(events.key_rotated(operator, old.epoch, new.epoch, computed))
-        replace_key(config.key_path, new)
-        store.drop_other_epochs(new.epoch)
-        return Rotation(old.epoch, new.epoch, computed)
+        with locked(config.store_path):  # imports wait: they would compute the old epoch only
+            old = load_or_create_key(config.key_path)
+            new = ServerKey(old.epoch + 1, oprf.generate_key())
+            store.clear_epoch(new.epoch)  # entries an interrupted rotation wrote under another key
+            computed = store.fill_epoch(new, config.profile, progress)
+            audit.append(events.key_rotated(operator, old.epoch, new.epoch, computed))
+            replace_key(config.key_path, new)
+            store.drop_other_epochs(new.epoch)
+            return Rotation(old.epoch, new.epoch, computed)
     finally:
         store.close()
         audit.close()

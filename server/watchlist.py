@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from psi.records import Record
 from server.audit import events
 from server.config import NodeConfig, open_audit_log
+from server.file_lock import locked
 from server.keys import load_or_create_key
 from server.store import Progress, Store
 
@@ -36,7 +37,8 @@ def import_records(config: NodeConfig, records: Sequence[Record], operator: str,
 
     store = Store(config.store_path)
     try:
-        keys = store.upsert(records, load_or_create_key(config.key_path), config.profile, progress, log)
+        with locked(config.store_path):  # one list change at a time, and never during a rotation
+            keys = store.upsert(records, load_or_create_key(config.key_path), config.profile, progress, log)
         return ImportReport(len(records), counts[0], counts[1], keys, store.list_version, store.record_count())
     finally:
         store.close()
@@ -48,8 +50,9 @@ def erase_records(config: NodeConfig, record_ids: Sequence[str], operator: str) 
     audit = open_audit_log(config)
     store = Store(config.store_path)
     try:
-        return store.erase(record_ids, lambda found: audit.append(events.watchlist_changed(
-            "watchlist.erase", operator, config.list_id, erased=len(found), erased_ids=found)))
+        with locked(config.store_path):
+            return store.erase(record_ids, lambda found: audit.append(events.watchlist_changed(
+                "watchlist.erase", operator, config.list_id, erased=len(found), erased_ids=found)))
     finally:
         store.close()
         audit.close()

@@ -10,17 +10,16 @@ every `checkpoint_every` entries and on close; the latest one is also kept in
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import os
 import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from psi.errors import AuditError
 from server.audit.chain import Signer, Verifier, checkpoint_line, make_entry
 from server.audit.verify import LogState, scan, sidecar_path
+from server.file_lock import locked
 
 Clock = Callable[[], dt.datetime]
 
@@ -51,17 +50,6 @@ def write_atomically(path: Path, data: bytes) -> None:
         os.close(fd)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
-
-
-@contextmanager
-def locked(log: Path) -> Iterator[None]:
-    """The node-wide lock for one log (a separate file, so pruning can replace the log)."""
-    fd = os.open(log.with_name(log.name + ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 class AuditLog:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from psi.errors import InputError
 from server.audit.chain import Signer, Verifier, base_line, checkpoint_line, make_entry
-from server.audit.log import Clock, locked, timestamp, utc_now, write_atomically
+from server.audit.log import Clock, timestamp, utc_now, write_atomically
 from server.audit.verify import scan, sidecar_path, split_lines
+from server.file_lock import locked
 
 
 @dataclass(frozen=True)

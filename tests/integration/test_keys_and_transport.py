@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 
 import grpc
@@ -19,9 +22,11 @@ from server.app import create_server, open_node
 from server.audit.chain import Verifier
 from server.audit.verify import verify_log
 from server.config import load_config
+from server.file_lock import locked
 from server.keys import ServerKey, load_or_create_key, public_key_path
 from server.rotation import rotate_key
 from server.store import Store
+from server.watchlist import import_records
 from tests.conftest import LiveNode, make_config
 
 LISTS = make_lists(150, 120, 25, seed=41)
@@ -97,3 +102,18 @@ def test_a_rotation_replaces_what_an_interrupted_one_left(start_node: Callable[.
     assert rotate_key(live.config, "admin-1").new_epoch == 2
     result = client_for(live).match(LISTS.a, purpose="p", case_reference="c")
     assert {(h.record_id, h.reference) for h in result.hits} == {(a, REFS[b]) for a, b in LISTS.overlap}
+
+
+def test_list_changes_wait_for_a_rotation(start_node: Callable[..., LiveNode],
+                                          client_for: Callable[..., MatchClient]) -> None:
+    live = start_node(LISTS.b)
+    changed = [replace(r, reference=r.reference + "-v2") for r in LISTS.b[:10]]
+    with ThreadPoolExecutor(1) as pool:
+        with locked(live.config.store_path):  # what a running rotation holds
+            waiting = pool.submit(import_records, live.config, changed, "test-operator")
+            time.sleep(0.5)
+            assert not waiting.done()  # it would otherwise compute only the epoch being replaced
+        assert waiting.result(timeout=30).updated == 10
+    refs = {r.record_id: r.reference for r in (*changed, *LISTS.b[10:])}
+    result = client_for(live).match(LISTS.a, purpose="p", case_reference="c")
+    assert {(h.record_id, h.reference) for h in result.hits} == {(a, refs[b]) for a, b in LISTS.overlap}
