@@ -30,6 +30,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from client.api import MatchClient, Traffic
+from psi import parallel
 from psi.records import Record
 from psi.synthetic import make_lists
 from server.config import load_config
@@ -191,6 +192,7 @@ def main() -> int:
     results: dict[str, Any] = {"cpus": os.cpu_count(), "machine": platform.platform(),
                                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "balanced": []}
     RESULTS.mkdir(parents=True, exist_ok=True)
+    parallel.start()  # workers up before timing, as the peer's library is loaded before its clock starts
     with Progress(console=console) as progress:
         task = progress.add_task("benchmarks", total=len(sizes) + 1)
         for log2 in sizes:
