@@ -58,7 +58,7 @@ class TagCache:
                 return None
             return CachedTags(node_id, list_id, mode, meta["key_epoch"], meta["list_version"],
                               meta["tag_length"], tags, tuple(labels))
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError):  # any damage
             return None
 
     def save(self, cached: CachedTags) -> None:

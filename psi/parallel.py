@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -35,6 +36,14 @@ def _shared_pool() -> ProcessPoolExecutor:
             _pool = ProcessPoolExecutor(worker_count(), mp_context=multiprocessing.get_context("spawn"))
             atexit.register(_pool.shutdown, wait=False, cancel_futures=True)
         return _pool
+
+
+def _replace(broken: ProcessPoolExecutor) -> None:
+    global _pool  # noqa: PLW0603  (one pool per process)
+    with _lock:
+        if _pool is broken:
+            _pool = None
+    broken.shutdown(wait=False, cancel_futures=True)
 
 
 def inline_for(items: int) -> bool:
@@ -63,7 +72,12 @@ def submit(fn: Callable[..., R], *args: Any, inline: bool = False) -> Future[R]:
         except Exception as exc:  # delivered through the future, like a worker's error
             future.set_exception(exc)
         return future
-    return _shared_pool().submit(fn, *args)
+    pool = _shared_pool()
+    try:
+        return pool.submit(fn, *args)
+    except BrokenProcessPool:  # a worker died (e.g. killed for memory): the jobs it held failed, later ones run
+        _replace(pool)
+        return _shared_pool().submit(fn, *args)
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from psi import oprf
+from psi.errors import ConfigurationError
 from server.audit import events
 from server.config import NodeConfig, open_audit_log
 from server.file_lock import locked
@@ -30,6 +31,10 @@ def rotate_key(config: NodeConfig, operator: str, progress: Progress | None = No
     store = Store(config.store_path)
     try:
         with locked(config.store_path):  # imports wait: they would compute the old epoch only
+            if store.record_count() and not store.holds_profile(config.profile):
+                raise ConfigurationError(
+                    f"the list was stored under another match profile than '{config.profile.profile_id}'; "
+                    "restart the node (or import) so that it recomputes the list, then rotate")
             old = load_or_create_key(config.key_path)
             new = ServerKey(old.epoch + 1, oprf.generate_key())
             store.clear_epoch(new.epoch)  # entries an interrupted rotation wrote under another key

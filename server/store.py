@@ -22,9 +22,10 @@ from psi.tags import EpochEntry, KeyInput
 from server.keys import ServerKey
 
 _REMOVAL_TRIGGER = """
-CREATE TRIGGER IF NOT EXISTS entries_removed AFTER DELETE ON entries BEGIN
-    INSERT INTO removed VALUES (old.epoch, (SELECT value FROM meta WHERE name='list_version') + 1,
-                                old.tag_material, old.cardinality_material, old.sealed_label);
+CREATE TRIGGER IF NOT EXISTS entries_removed_v2 AFTER DELETE ON entries BEGIN
+    INSERT INTO removed (epoch, version, tag_material, cardinality_material, sealed_label, added_version)
+    VALUES (old.epoch, (SELECT value FROM meta WHERE name='list_version') + 1,
+            old.tag_material, old.cardinality_material, old.sealed_label, old.version);
 END;
 """
 _SCHEMA = """
@@ -56,9 +57,11 @@ CREATE INDEX IF NOT EXISTS match_keys_by_record ON match_keys(record_id);
 -- What each list version removed, so a partner's cached tag set can catch up with a delta.
 CREATE TABLE IF NOT EXISTS removed (
     epoch INTEGER NOT NULL, version INTEGER NOT NULL, tag_material BLOB NOT NULL,
-    cardinality_material BLOB NOT NULL, sealed_label BLOB NOT NULL
+    cardinality_material BLOB NOT NULL, sealed_label BLOB NOT NULL,
+    added_version INTEGER NOT NULL DEFAULT 0    -- the list version that had added the entry
 );
 CREATE INDEX IF NOT EXISTS removed_by_epoch ON removed(epoch, version);
+DROP TRIGGER IF EXISTS entries_removed;  -- before the removal log knew when an entry was added
 CREATE TABLE IF NOT EXISTS budgets (
     partner TEXT NOT NULL, epoch INTEGER NOT NULL, used INTEGER NOT NULL,
     PRIMARY KEY (partner, epoch)
@@ -138,6 +141,9 @@ class Store:
         if self._db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='entries'").fetchone()[0] and not any(
                 col[1] == "version" for col in self._db.execute("PRAGMA table_info(entries)")):
             self._db.execute("ALTER TABLE entries ADD COLUMN version INTEGER NOT NULL DEFAULT 0")  # older stores
+        if self._db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='removed'").fetchone()[0] and not any(
+                col[1] == "added_version" for col in self._db.execute("PRAGMA table_info(removed)")):
+            self._db.execute("ALTER TABLE removed ADD COLUMN added_version INTEGER NOT NULL DEFAULT 0")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()  # one connection, shared by the server's threads
 
@@ -239,7 +245,7 @@ class Store:
         Returns the number of match keys computed: those of `records`, or of the whole list when
         the stored match keys were made under another profile (all are replaced, atomically).
         """
-        stale = self.setting(_PROFILE_SETTING) != profile.definition_hash.hex()
+        stale = not self.holds_profile(profile)
         ids = {r.record_id for r in records}
         todo = [*records, *(r for r in self.records() if r.record_id not in ids)] if stale else list(records)
         running = parallel.map_chunks(tags.prepare_records, todo, key.secret, profile, chunk=2048)
@@ -278,30 +284,40 @@ class Store:
                 before_commit(found)
         return found
 
+    def holds_profile(self, profile: Profile) -> bool:
+        """Whether the stored match keys were made under `profile`."""
+        return self.setting(_PROFILE_SETTING) == profile.definition_hash.hex()
+
     def fill_epoch(self, key: ServerKey, profile: Profile, progress: Progress | None = None) -> int:
         """Compute entries for match keys that lack them in the key's epoch; other epochs stay.
 
         Starts from the stored match keys and their group elements, so a new epoch costs one
         scalar multiplication per key. Returns the number of entries computed.
         """
-        if self.setting(_PROFILE_SETTING) != profile.definition_hash.hex():
+        if not self.holds_profile(profile):
             return self.upsert([], key, profile, progress)  # keys of another profile: all anew
         with self._lock:
             inputs: list[KeyInput] = self._db.execute(
                 "SELECT record_id, rule_id, value, element, label FROM match_keys WHERE record_id NOT IN "
-                "(SELECT DISTINCT record_id FROM entries WHERE epoch=?)", (key.epoch,)
+                "(SELECT DISTINCT record_id FROM entries WHERE epoch=?) ORDER BY record_id", (key.epoch,)
             ).fetchall()
         if not inputs:
             return 0
         with self.transaction(write=False) as db:
             version = _next_version(db)
         computed = 0
+        held: list[EpochEntry] = []
         # Each chunk is written while the workers compute the next ones, in short transactions
-        # that never hold up the server; the version is published once, at the end.
+        # that never hold up the server; the version is published once, at the end. A record whose
+        # keys straddle two chunks waits for the second, so an interruption never leaves half a record.
         for part in parallel.map_chunks(tags.epoch_entries, inputs, key.secret, chunk=4096).parts(progress):
+            ready = held + part
+            cut = len(ready)
+            while cut > 0 and computed + cut < len(inputs) and ready[cut - 1][0] == inputs[computed + cut][0]:
+                cut -= 1
             with self.transaction() as db:
-                _write_entries(db, key.epoch, version, part)
-            computed += len(part)
+                _write_entries(db, key.epoch, version, ready[:cut])
+            computed, held = computed + cut, ready[cut:]
         with self.transaction() as db:
             _publish(db, version)
         return computed
@@ -317,7 +333,7 @@ class Store:
     def _delete_entries(self, where: str, epoch: int) -> None:
         if self._one(f"SELECT COUNT(*) FROM entries WHERE {where}", (epoch,)):  # noqa: S608 (fixed clauses)
             with self.transaction() as db:
-                db.execute("DROP TRIGGER entries_removed")  # no partner caches a non-current epoch's removals
+                db.execute("DROP TRIGGER entries_removed_v2")  # no partner caches a non-current epoch's removals
                 db.execute(f"DELETE FROM entries WHERE {where}", (epoch,))  # noqa: S608
                 db.execute(_REMOVAL_TRIGGER)
                 db.execute(f"DELETE FROM removed WHERE {where}", (epoch,))  # noqa: S608
@@ -338,8 +354,9 @@ class Store:
             version = int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0])
             added = db.execute("SELECT tag_material, sealed_label, cardinality_material FROM entries "
                                "WHERE epoch=? AND version>?", (epoch, since)).fetchall()
+            # Only what a holder of version `since` has: an entry added and removed since then never reached it.
             removed = db.execute("SELECT tag_material, sealed_label, cardinality_material FROM removed "
-                                 "WHERE epoch=? AND version>?", (epoch, since)).fetchall()
+                                 "WHERE epoch=? AND version>? AND added_version<=?", (epoch, since, since)).fetchall()
             total = int(db.execute("SELECT COUNT(*) FROM entries WHERE epoch=?", (epoch,)).fetchone()[0])
         return version, total, added, removed
 

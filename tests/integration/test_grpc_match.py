@@ -160,6 +160,19 @@ def test_cached_tag_sets_fetch_only_the_changes(start_node: StartNode, client_fo
         assert counted.hit_records == len(LISTS.overlap) - 5
 
 
+def test_a_record_changed_twice_between_syncs_reaches_a_cached_client(
+        start_node: StartNode, pki_dir: Path, tmp_path: Path) -> None:
+    live = start_node(LISTS.b)
+    expected = {(a, REFS[b]) for a, b in LISTS.overlap}
+    with MatchClient(live.target, tls_for(pki_dir, "agency-a"), cache_dir=tmp_path / "cache") as client:
+        client.match(LISTS.a, purpose="p", case_reference="c")
+        for _ in range(2):  # identical entries removed and added twice: the partner held only the first
+            import_records(live.config, LISTS.b[:3], "test-operator")
+        again = client.match(LISTS.a, purpose="p", case_reference="c")
+        assert {(h.record_id, h.reference) for h in again.hits} == expected
+        assert len(client.fetch_tags(client.parameters(), Mode.INTERSECTION)) == client.parameters().tag_count
+
+
 def test_a_change_of_profile_recomputes_the_stored_match_keys(start_node: StartNode, client_for: Connect) -> None:
     wanted = Record("b-1", "Ельцин Борис Николаевич", PartialDate(1931, 2, 1), reference="RU-77", category="arrest")
     ours = [Record("a-1", "Boris Nikolayevich Yeltsin", PartialDate(1931, 2, 1))]

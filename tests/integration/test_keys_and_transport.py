@@ -15,9 +15,11 @@ from client.api import MatchClient
 from client.cli import main
 from psi import oprf, parallel
 from psi.errors import ConfigurationError, RemoteError
+from psi.records import IdentityDocument, PartialDate, Record
 from psi.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
+from server import store as store_module
 from server.app import create_server, open_node
 from server.audit.chain import Verifier
 from server.audit.verify import verify_log
@@ -117,3 +119,46 @@ def test_list_changes_wait_for_a_rotation(start_node: Callable[..., LiveNode],
     refs = {r.record_id: r.reference for r in (*changed, *LISTS.b[10:])}
     result = client_for(live).match(LISTS.a, purpose="p", case_reference="c")
     assert {(h.record_id, h.reference) for h in result.hits} == {(a, refs[b]) for a, b in LISTS.overlap}
+
+
+def test_a_rotation_refuses_a_list_stored_under_another_profile(start_node: Callable[..., LiveNode],
+                                                                tmp_path: Path, pki_dir: Path) -> None:
+    live = start_node(LISTS.b)
+    before = live.node.parameters()
+    edited = make_config(tmp_path, pki_dir, "agency-b", profile="standard/1")  # the operator edits the config
+    with pytest.raises(ConfigurationError, match="another match profile"):
+        rotate_key(edited, "admin-1")
+    assert load_or_create_key(live.config.key_path).epoch == 1
+    after = live.node.parameters()  # the served epoch and its tags are untouched
+    assert (after.key_epoch, after.list_version, after.tag_count) == (
+        before.key_epoch, before.list_version, before.tag_count)
+
+
+def test_an_interrupted_epoch_fill_never_leaves_half_a_record(tmp_path: Path, pki_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    config = make_config(tmp_path, pki_dir, "agency-b")
+    records = [Record(f"r-{i:05d}", f"Person {i}", PartialDate(1970, 1, 1), reference=f"REF-{i}",
+                      documents=(IdentityDocument("PASSPORT", f"P{i}", "DEU"), IdentityDocument("ID", f"I{i}", "DEU")))
+               for i in range(1500)]  # three keys each: 4,500 keys, and the first chunk of 4,096 ends mid-record
+    import_records(config, records, "test-operator")
+    writes = 0
+    original = store_module._write_entries
+
+    def fail_second(*args: object) -> None:
+        nonlocal writes
+        writes += 1
+        if writes == 2:
+            raise OSError("disk full")
+        original(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parallel, "inline_for", lambda items: True)
+    monkeypatch.setattr(store_module, "_write_entries", fail_second)
+    store = Store(config.store_path)
+    try:
+        with pytest.raises(OSError, match="disk full"):
+            store.fill_epoch(ServerKey(2, oprf.generate_key()), config.profile)
+        written = dict(store.query("SELECT record_id, COUNT(*) FROM entries WHERE epoch=2 GROUP BY record_id"))
+        wanted = dict(store.query("SELECT record_id, COUNT(*) FROM match_keys GROUP BY record_id"))
+        assert written and all(wanted[record_id] == count for record_id, count in written.items())
+    finally:
+        store.close()

@@ -1,0 +1,47 @@
+"""The client's tag cache file and the worker pool's recovery."""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+
+import pytest
+
+from client.tag_cache import CachedTags, TagCache
+from psi import parallel
+from psi.messages import Mode
+
+
+def test_a_cached_set_reads_back_as_written(tmp_path: Path) -> None:
+    cache = TagCache(tmp_path)
+    labelled = CachedTags("node-b", "wanted", Mode.INTERSECTION, 3, 17, 4, b"aaaabbbbcccc", (b"x", b"", b"\x00yz"))
+    counted = CachedTags("node-b", "wanted", Mode.CARDINALITY, 3, 17, 4, b"aaaabbbb", ())
+    for cached in (labelled, counted):
+        cache.save(cached)
+        assert cache.load("node-b", "wanted", cached.mode) == cached
+    assert (tmp_path / "node-b__wanted__intersection.tags").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.mark.parametrize("damage", [
+    lambda data: data[:-1],  # truncated label
+    lambda data: data[:40],  # truncated tags
+    lambda data: b"1\n" + data.partition(b"\n")[2],  # a header that is not an object
+    lambda data: b"[]\n" + data.partition(b"\n")[2],
+    lambda data: data.replace(b'"count": 3', b'"count": 99999999999999999999'),
+    lambda data: data.replace(b'"format": 2', b'"format": 1'),
+    lambda data: b"",
+])
+def test_a_damaged_cache_file_is_fetched_again(tmp_path: Path, damage: object) -> None:
+    cache = TagCache(tmp_path)
+    cache.save(CachedTags("n", "l", Mode.INTERSECTION, 1, 2, 4, b"aaaabbbbcccc", (b"x1", b"x2", b"x3")))
+    path = tmp_path / "n__l__intersection.tags"
+    path.write_bytes(damage(path.read_bytes()))  # type: ignore[operator]
+    assert cache.load("n", "l", Mode.INTERSECTION) is None
+
+
+def test_the_pool_recovers_after_a_worker_dies() -> None:
+    parallel.start()
+    with pytest.raises(BrokenProcessPool):
+        parallel.submit(os._exit, 1).result(timeout=60)  # as if the kernel killed a worker
+    assert parallel.submit(abs, -3).result(timeout=60) == 3
