@@ -104,6 +104,16 @@ def record_from_json(text: str) -> Record:
     )
 
 
+def _add_column(db: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
+    if db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name=?", (table,)).fetchone()[0] and not any(
+            col[1] == column for col in db.execute(f"PRAGMA table_info({table})")):
+        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+
+
+def _put_setting(db: sqlite3.Connection, name: str, value: str) -> None:
+    db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value", (name, value))
+
+
 def _insert_inputs(db: sqlite3.Connection, inputs: Sequence[KeyInput]) -> None:
     db.executemany("INSERT INTO match_keys VALUES (?, ?, ?, ?, ?)", inputs)
 
@@ -138,12 +148,8 @@ class Store:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.execute("PRAGMA synchronous=FULL")
-        if self._db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='entries'").fetchone()[0] and not any(
-                col[1] == "version" for col in self._db.execute("PRAGMA table_info(entries)")):
-            self._db.execute("ALTER TABLE entries ADD COLUMN version INTEGER NOT NULL DEFAULT 0")  # older stores
-        if self._db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name='removed'").fetchone()[0] and not any(
-                col[1] == "added_version" for col in self._db.execute("PRAGMA table_info(removed)")):
-            self._db.execute("ALTER TABLE removed ADD COLUMN added_version INTEGER NOT NULL DEFAULT 0")
+        for table, column in (("entries", "version"), ("removed", "added_version")):  # columns older stores lack
+            _add_column(self._db, table, column, "INTEGER NOT NULL DEFAULT 0")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()  # one connection, shared by the server's threads
 
@@ -203,8 +209,7 @@ class Store:
 
     def set_setting(self, name: str, value: str) -> None:
         with self.transaction() as db:
-            db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-                       (name, value))
+            _put_setting(db, name, value)
 
     def budget_used(self, partner: str, epoch: int) -> int:
         return int(self._one("SELECT used FROM budgets WHERE partner=? AND epoch=?", (partner, epoch)) or 0)
@@ -257,8 +262,7 @@ class Store:
             if stale:
                 db.execute("DELETE FROM match_keys")
                 db.execute("DELETE FROM entries")
-                db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value",
-                           (_PROFILE_SETTING, profile.definition_hash.hex()))
+                _put_setting(db, _PROFILE_SETTING, profile.definition_hash.hex())
             else:
                 db.executemany("DELETE FROM entries WHERE record_id=?", [(r.record_id,) for r in records])
                 db.executemany("DELETE FROM match_keys WHERE record_id=?", [(r.record_id,) for r in records])
