@@ -262,7 +262,12 @@ class MatchClient:
             else:
                 with ThreadPoolExecutor(max_workers=1) as pool:
                     tags_future = pool.submit(self.fetch_tags, params, mode, progress)
-                    session_id = self._evaluate(query, progress)
+
+                    def look_up_finalized() -> None:  # while the exchange runs, rather than after it
+                        if isinstance(query, IntersectionQuery) and tags_future.done() and not tags_future.exception():
+                            query.look_up(tags_future.result())
+
+                    session_id = self._evaluate(query, progress, look_up_finalized)
                     index = tags_future.result()
                 result = query.result(index)
         except PsiError as exc:
@@ -306,7 +311,7 @@ class MatchClient:
         return status
 
     def _evaluate(self, query: IntersectionQuery | CardinalityQuery,
-                  progress: ProgressCallback | None) -> str:
+                  progress: ProgressCallback | None, after_batch: Callable[[], None]) -> str:
         total = query.total_elements
         sent = threading.Event()
 
@@ -329,6 +334,7 @@ class MatchClient:
                     session_id = msg.session_id
                 elif isinstance(msg, EvaluatedBatch):
                     query.receive(msg)
+                    after_batch()
                     done += len(msg.elements) // 32
                     if progress and query.mode is Mode.INTERSECTION:
                         progress("evaluate", done, total)

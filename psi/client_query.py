@@ -20,7 +20,7 @@ import rbcl
 from psi import followup, group, oprf, parallel, tags
 from psi.errors import MalformedMessageError, OutOfOrderError, ParameterMismatchError
 from psi.messages import PROTOCOL_VERSION, BlindedBatch, EvaluatedBatch, Mode, Parameters, SessionStart
-from psi.profiles import Profile, Strength
+from psi.profiles import MatchKey, Profile, Strength
 from psi.records import Record
 from psi.tagset import TagIndex
 
@@ -108,6 +108,20 @@ def finalize_values(values: list[bytes], blinds: list[bytes], packed: bytes) -> 
             for j, (value, inverse) in enumerate(zip(values, inverses, strict=True))]
 
 
+def blind_groups(groups: list[list[bytes]], blind: bytes, size: int) -> list[bytes]:
+    """Blind record groups with one scalar, each padded to `size` elements. Runs in a worker."""
+    # Padding with random elements hides how many keys each record has.
+    return [b"".join([oprf.blind(v, blind)[1] for v in values]
+                     + [rbcl.crypto_core_ristretto255_random() for _ in range(size - len(values))])
+            for values in groups]
+
+
+def unblind_materials(inverse: bytes, packed: bytes) -> list[bytes]:
+    """Cardinality tag material of each evaluated element, unblinded with 1/blind. Runs in a worker."""
+    return [tags.cardinality_material(group.scalar_mult_peer(inverse, packed[i:i + _E]))
+            for i in range(0, len(packed), _E)]
+
+
 class IntersectionQuery(_Query):
     """Which of my records are on the partner's list, with its label for each hit."""
 
@@ -116,12 +130,19 @@ class IntersectionQuery(_Query):
     def __init__(self, params: Parameters, profile: Profile, records: Sequence[Record], *,
                  purpose: str, case_reference: str, operator: str = "", request_id: str = "") -> None:
         super().__init__(params, profile, records, purpose, case_reference, operator, request_id)
-        self._items = [(i, k) for i, r in enumerate(self.records) for k in profile.match_keys(r)]
         # At least ~8 batches, so blinding, the partner's evaluation and finalizing overlap.
-        self._batch_size = min(params.limits.max_batch_size, max(256, -(-len(self._items) // 8)))
+        self._batch_size = min(params.limits.max_batch_size, max(256, -(-len(self.records) // 8)))
+        self._inline = parallel.inline_for(len(self.records))
+        self._blinding: deque[Future[tuple[list[bytes], bytes]]] = deque()
         self._pending: dict[int, list[bytes]] = {}
-        self._finalizing: list[tuple[int, Future[list[tuple[bytes, bytes]]]]] = []
-        self._inline = parallel.inline_for(len(self._items))
+        self._finalizing: dict[int, Future[list[tuple[bytes, bytes]]]] = {}
+        self._looked_up = 0  # batches looked up so far, in order
+        self._found: dict[tuple[str, str, str], tuple[set[str], bytes]] = {}
+        self._items: list[tuple[int, MatchKey]] = []
+        # The first batches are blinded on the workers while the rest of the keys are derived.
+        for i, record in enumerate(self.records):
+            self._items.extend((i, k) for k in profile.match_keys(record))
+            self._blind_ahead(0, len(self._items) // self._batch_size)
 
     def __repr__(self) -> str:
         return f"IntersectionQuery(records={len(self.records)}, keys={len(self._items)})"
@@ -130,20 +151,26 @@ class IntersectionQuery(_Query):
     def total_elements(self) -> int:
         return len(self._items)
 
+    @property
+    def _batch_count(self) -> int:
+        return -(-len(self._items) // self._batch_size)
+
     def _values(self, index: int) -> list[bytes]:
         start = index * self._batch_size
         return [k.value for _, k in self._items[start:start + self._batch_size]]
 
+    def _blind_ahead(self, sent: int, ready: int) -> None:
+        """Start blinding batches before `ready`, at most a few ahead of the `sent` ones (bounded memory)."""
+        submitted = sent + len(self._blinding)
+        while submitted < ready and len(self._blinding) < 2 * parallel.worker_count():
+            self._blinding.append(parallel.submit(blind_values, self._values(submitted), inline=self._inline))
+            submitted += 1
+
     def batches(self) -> Iterator[BlindedBatch]:
         """Blind on all cores a few batches ahead, so sending overlaps blinding."""
-        count = -(-len(self._items) // self._batch_size)
-        ahead: deque[Future[tuple[list[bytes], bytes]]] = deque()
-        submitted = 0
-        for index in range(count):
-            while submitted < count and len(ahead) < 2 * parallel.worker_count():
-                ahead.append(parallel.submit(blind_values, self._values(submitted), inline=self._inline))
-                submitted += 1
-            blinds, packed = ahead.popleft().result()
+        for index in range(self._batch_count):
+            self._blind_ahead(index, self._batch_count)
+            blinds, packed = self._blinding.popleft().result()
             self._pending[index] = blinds
             yield BlindedBatch(index, packed)
 
@@ -155,33 +182,43 @@ class IntersectionQuery(_Query):
             raise MalformedMessageError(
                 f"batch {msg.index}: expected {len(blinds)} evaluated elements, got {len(msg.elements)} bytes"
             )
-        self._finalizing.append((msg.index, parallel.submit(
-            finalize_values, self._values(msg.index), blinds, msg.elements, inline=self._inline)))
+        self._finalizing[msg.index] = parallel.submit(
+            finalize_values, self._values(msg.index), blinds, msg.elements, inline=self._inline)
+
+    def look_up(self, index: TagIndex, *, wait: bool = False) -> None:
+        """Look up the finalized batches, in order, among the partner's tags and open the labels.
+
+        Without `wait`, only batches already finalized: called while the exchange runs, this
+        keeps the lookups off its end. Every call must pass the same index.
+        """
+        while (future := self._finalizing.get(self._looked_up)) is not None and (wait or future.done()):
+            start = self._looked_up * self._batch_size
+            outputs = future.result()
+            items = self._items[start:start + len(outputs)]
+            for (record_index, match_key), (_, label_key), positions in zip(
+                items, outputs, index.find([m for m, _ in outputs]), strict=True
+            ):
+                for position in positions:
+                    plain = tags.open_label(label_key, index.label(position))
+                    if plain is None:
+                        continue  # a truncated-tag collision, not a hit
+                    reference, category = tags.decode_label(plain)
+                    hit_key = (self.records[record_index].record_id, reference, category)
+                    rules, _ = self._found.setdefault(hit_key, (set(), followup.followup_key(label_key)))
+                    rules.add(match_key.rule_id)
+            del self._finalizing[self._looked_up]
+            self._looked_up += 1
 
     def result(self, index: TagIndex) -> MatchResult:
-        """Look every finalized output up among the partner's tags and open the labels."""
-        if self._pending or len(self._finalizing) != -(-len(self._items) // self._batch_size):
+        """Every hit, once every batch has been evaluated (lookups not yet made are made here)."""
+        if self._pending or self._looked_up + len(self._finalizing) != self._batch_count:
             raise OutOfOrderError("not every batch has been evaluated")
-        outputs = [o for _, future in sorted(self._finalizing, key=lambda f: f[0]) for o in future.result()]
-        found: dict[tuple[str, str, str], set[str]] = {}
-        keys: dict[tuple[str, str, str], bytes] = {}
-        for (record_index, match_key), (_, label_key), positions in zip(
-            self._items, outputs, index.find([m for m, _ in outputs]), strict=True
-        ):
-            for position in positions:
-                plain = tags.open_label(label_key, index.label(position))
-                if plain is None:
-                    continue  # a truncated-tag collision, not a hit
-                reference, category = tags.decode_label(plain)
-                hit_key = (self.records[record_index].record_id, reference, category)
-                found.setdefault(hit_key, set()).add(match_key.rule_id)
-                keys.setdefault(hit_key, followup.followup_key(label_key))
+        self.look_up(index, wait=True)
         hits = []
-        for (record_id, reference, category), rule_ids in found.items():
+        for (record_id, reference, category), (rule_ids, followup_key) in self._found.items():
             rules = tuple(r.rule_id for r in self.profile.rules if r.rule_id in rule_ids)
             strength = min((self.profile.rule(r).strength for r in rules), key=_STRENGTH_ORDER.__getitem__)
-            hits.append(Hit(record_id, reference, category, rules, strength,
-                            keys[(record_id, reference, category)]))
+            hits.append(Hit(record_id, reference, category, rules, strength, followup_key))
         hits.sort(key=lambda h: (h.record_id, h.reference))
         return MatchResult(Mode.INTERSECTION, len(self.records), len(self._items),
                            len({h.record_id for h in hits}), tuple(hits))
@@ -201,7 +238,9 @@ class CardinalityQuery(_Query):
             raise ParameterMismatchError("a record yields more keys than one batch may hold")
         self._groups = [[k.value for k in keys] for keys in keyed]
         self._blind = group.random_scalar()
-        self._received: list[bytes] = []
+        self._inverse = group.invert_scalar(self._blind)
+        self._unblinding: list[Future[list[bytes]]] = []
+        self._received = 0  # evaluated elements
         self._next_batch = 0
 
     def __repr__(self) -> str:
@@ -215,17 +254,11 @@ class CardinalityQuery(_Query):
     def group_size(self) -> int:
         return self._group_size
 
-    def _blinded_group(self, values: list[bytes]) -> bytes:
-        # Padding with random elements hides how many keys each record has.
-        blinded = [oprf.blind(v, self._blind)[1] for v in values]
-        blinded += [rbcl.crypto_core_ristretto255_random() for _ in range(self._group_size - len(values))]
-        return b"".join(blinded)
-
     def batches(self) -> Iterator[BlindedBatch]:
         per_batch = max(1, self.params.limits.max_batch_size // self._group_size)
-        for index, start in enumerate(range(0, len(self._groups), per_batch)):
-            chunk = self._groups[start:start + per_batch]
-            yield BlindedBatch(index, b"".join(self._blinded_group(g) for g in chunk))
+        running = parallel.map_chunks(blind_groups, self._groups, self._blind, self._group_size, chunk=per_batch)
+        for index, packed in enumerate(running.parts()):
+            yield BlindedBatch(index, b"".join(packed))
 
     def receive(self, msg: EvaluatedBatch) -> None:
         if msg.index != self._next_batch:
@@ -233,17 +266,14 @@ class CardinalityQuery(_Query):
         if not msg.elements or len(msg.elements) % (self._group_size * _E):
             raise MalformedMessageError(f"batch {msg.index} does not hold whole groups")
         self._next_batch += 1
-        self._received.append(msg.elements)
+        self._received += len(msg.elements) // _E
+        inline = parallel.inline_for(len(msg.elements) // _E)
+        self._unblinding.append(parallel.submit(unblind_materials, self._inverse, msg.elements, inline=inline))
 
     def result(self, index: TagIndex) -> MatchResult:
-        blob = b"".join(self._received)
-        if len(blob) != self.total_elements * _E:
+        if self._received != self.total_elements:
             raise OutOfOrderError("not every group has been evaluated")
-        inverse = group.invert_scalar(self._blind)
-        materials = []
-        for i in range(0, len(blob), _E):
-            materials.append(tags.cardinality_material(group.scalar_mult_peer(inverse, blob[i:i + _E])))
-        found = index.find(materials)
+        found = index.find([m for future in self._unblinding for m in future.result()])
         size = self._group_size
         hit_groups = sum(
             1 for g in range(0, len(found), size) if any(found[g + j] for j in range(size))

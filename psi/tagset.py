@@ -115,7 +115,8 @@ class TagIndex:
         queries = np.array([m[: self.tag_length] for m in materials], dtype=f"S{self.tag_length}")
         left = np.searchsorted(self._sorted, queries, side="left")
         right = np.searchsorted(self._sorted, queries, side="right")
-        return [self._order[lo:hi].tolist() for lo, hi in zip(left.tolist(), right.tolist(), strict=True)]
+        return [self._order[lo:hi].tolist() if hi > lo else []
+                for lo, hi in zip(left.tolist(), right.tolist(), strict=True)]
 
     def label(self, position: int) -> bytes:
         return self._labels[position]

@@ -30,23 +30,24 @@ def parameters_for(snapshot: TagSnapshot, list_size: int, profile: Profile = EXA
 
 
 def run_in_memory(server_records: Sequence[Record], client_records: Sequence[Record], mode: Mode,
-                  limits: Limits = Limits(), key: bytes | None = None) -> MatchResult:
+                  limits: Limits = Limits(), key: bytes | None = None, *, early_lookups: bool = False) -> MatchResult:
+    """With `early_lookups`, finalized batches are looked up as evaluations arrive, as the gRPC client does."""
     key = key or oprf.generate_key()
     snapshot = snapshot_for(key, server_records, limits=limits)
     params = parameters_for(snapshot, len(server_records), limits=limits)
-    query_type = IntersectionQuery if mode is Mode.INTERSECTION else CardinalityQuery
-    query = query_type(params, EXACT_PROFILE, client_records, purpose="test", case_reference="T-1")
-    session = ServerSession(key, params, "s-1")
-    session.start(query.start_message())
-    for batch in query.batches():
-        reply = session.batch(batch)
-        if isinstance(reply, EvaluatedBatch):
-            query.receive(reply)
-    for reply in session.finish(Finish()):
-        if isinstance(reply, EvaluatedBatch):
-            query.receive(reply)
     if mode is Mode.INTERSECTION:
         index = TagIndex(snapshot.tags, snapshot.tag_length, snapshot.labels)
+        query: IntersectionQuery | CardinalityQuery = IntersectionQuery(
+            params, EXACT_PROFILE, client_records, purpose="test", case_reference="T-1")
     else:
         index = TagIndex(snapshot.cardinality_tags, snapshot.tag_length)
+        query = CardinalityQuery(params, EXACT_PROFILE, client_records, purpose="test", case_reference="T-1")
+    session = ServerSession(key, params, "s-1")
+    session.start(query.start_message())
+    replies = [session.batch(batch) for batch in query.batches()] + session.finish(Finish())
+    for reply in replies:
+        if isinstance(reply, EvaluatedBatch):
+            query.receive(reply)
+            if early_lookups and isinstance(query, IntersectionQuery):
+                query.look_up(index)
     return query.result(index)

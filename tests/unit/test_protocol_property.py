@@ -25,12 +25,14 @@ def _key(name: str, year: int) -> tuple[str, int]:
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(persons, max_size=8), st.lists(persons, min_size=1, max_size=8), st.sampled_from(Mode))
+@given(st.lists(persons, max_size=8), st.lists(persons, min_size=1, max_size=8), st.sampled_from(Mode),
+       st.booleans())
 def test_result_equals_plain_intersection(server_people: list[tuple[str, int]],
-                                          client_people: list[tuple[str, int]], mode: Mode) -> None:
+                                          client_people: list[tuple[str, int]], mode: Mode,
+                                          early_lookups: bool) -> None:
     server = _records("s", server_people)
     client = _records("c", client_people)
-    result = run_in_memory(server, client, mode, limits=SMALL)
+    result = run_in_memory(server, client, mode, limits=SMALL, early_lookups=early_lookups)
 
     server_refs: dict[tuple[str, int], set[str]] = {}
     for rec, person in zip(server, server_people, strict=True):

@@ -150,11 +150,14 @@ def test_synthetic_lists_match_exactly_in_both_modes() -> None:
 
 
 def test_large_queries_run_on_worker_processes_with_the_same_result() -> None:
-    lists = make_lists(2500, 300, 120, seed=9)  # over parallel.INLINE_BELOW keys: the pool is used
+    lists = make_lists(2500, 300, 120, seed=9)  # over parallel.INLINE_BELOW records: the pool is used
     refs = {r.record_id: r.reference for r in lists.b}
-    result = run_in_memory(lists.b, lists.a, Mode.INTERSECTION)
-    assert result.keys >= 2048
-    assert {(h.record_id, h.reference) for h in result.hits} == {(a, refs[b]) for a, b in lists.overlap}
+    expected = {(a, refs[b]) for a, b in lists.overlap}
+    for early_lookups in (False, True):
+        result = run_in_memory(lists.b, lists.a, Mode.INTERSECTION, early_lookups=early_lookups)
+        assert {(h.record_id, h.reference) for h in result.hits} == expected
+    counted = run_in_memory(lists.b, lists.a, Mode.CARDINALITY)  # blinded and unblinded on the workers
+    assert counted.hit_records == len({a for a, _ in lists.overlap})
 
 
 def test_a_large_batch_is_evaluated_on_the_workers_and_errors_keep_their_index() -> None:
