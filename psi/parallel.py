@@ -11,7 +11,8 @@ import atexit
 import multiprocessing
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -107,3 +108,19 @@ def map_chunks(fn: Callable[..., list[R]], items: Sequence[Any], *args: Any, chu
     starts = range(0, len(items), chunk)
     return Chunks([submit(fn, list(items[i:i + chunk]), *args, inline=inline) for i in starts],
                   [min(chunk, len(items) - i) for i in starts])
+
+
+def map_stream(fn: Callable[..., list[R]], parts: Iterable[list[Any]], *args: Any,
+               inline: bool = False) -> Iterator[list[R]]:
+    """fn(part, *args) for each part as `parts` yields it, on all cores; results in order.
+
+    Only a few parts are in flight, so a long source is read while the workers compute
+    and never held in memory at once.
+    """
+    running: deque[Future[list[R]]] = deque()
+    for part in parts:
+        running.append(submit(fn, part, *args, inline=inline))
+        if len(running) > 2 * worker_count():
+            yield running.popleft().result()
+    while running:
+        yield running.popleft().result()

@@ -73,11 +73,18 @@ CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)
 INSERT OR IGNORE INTO meta VALUES ('list_version', 0);
 """ + _REMOVAL_TRIGGER
 
+_INPUT_COLUMNS = "SELECT record_id, rule_id, value, element, label"  # a psi.tags.KeyInput
+_LACKING = ("FROM match_keys AS m WHERE NOT EXISTS "  # match keys with no entry in one epoch
+            "(SELECT 1 FROM entries AS e WHERE e.record_id = m.record_id AND e.epoch = ?)")
+_FILL_PAGE = 4096
 _PROFILE_SETTING = "profile_hash"  # the profile the stored match keys were made under
 Progress = Callable[[int, int], None]
 # Called inside the transaction, just before COMMIT, with (added, updated):
 # the audit entry is written first, and if it cannot be, nothing changes.
 BeforeCommit = Callable[[int, int], None]
+
+
+_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # one encoder: json.dumps builds one per call
 
 
 def record_to_json(record: Record) -> str:
@@ -88,7 +95,7 @@ def record_to_json(record: Record) -> str:
                          for d in record.documents], "aliases": list(record.aliases),
            "given_name": record.given_name, "family_name": record.family_name, "sex": record.sex,
            "place_of_birth": record.place_of_birth}
-    return json.dumps(doc, ensure_ascii=False, sort_keys=True)
+    return _JSON.encode(doc)
 
 
 def record_from_json(text: str) -> Record:
@@ -300,31 +307,37 @@ class Store:
         """
         if not self.holds_profile(profile):
             return self.upsert([], key, profile, progress)  # keys of another profile: all anew
-        with self._lock:
-            inputs: list[KeyInput] = self._db.execute(
-                "SELECT record_id, rule_id, value, element, label FROM match_keys WHERE record_id NOT IN "
-                "(SELECT DISTINCT record_id FROM entries WHERE epoch=?) ORDER BY record_id", (key.epoch,)
-            ).fetchall()
-        if not inputs:
+        total = int(self._one(f"SELECT COUNT(*) {_LACKING}", (key.epoch,)))
+        if not total:
             return 0
         with self.transaction(write=False) as db:
             version = _next_version(db)
         computed = 0
-        held: list[EpochEntry] = []
-        # Each chunk is written while the workers compute the next ones, in short transactions
-        # that never hold up the server; the version is published once, at the end. A record whose
-        # keys straddle two chunks waits for the second, so an interruption never leaves half a record.
-        for part in parallel.map_chunks(tags.epoch_entries, inputs, key.secret, chunk=4096).parts(progress):
-            ready = held + part
-            cut = len(ready)
-            while cut > 0 and computed + cut < len(inputs) and ready[cut - 1][0] == inputs[computed + cut][0]:
-                cut -= 1
+        # Pages of whole records are read while the workers compute the previous ones, and each
+        # is written in a short transaction that never holds up the server; the version is
+        # published once, at the end. An interruption never leaves half a record.
+        pages = self._lacking_inputs(key.epoch, _FILL_PAGE)
+        for part in parallel.map_stream(tags.epoch_entries, pages, key.secret, inline=parallel.inline_for(total)):
             with self.transaction() as db:
-                _write_entries(db, key.epoch, version, ready[:cut])
-            computed, held = computed + cut, ready[cut:]
+                _write_entries(db, key.epoch, version, part)
+            computed += len(part)
+            if progress:
+                progress(computed, total)
         with self.transaction() as db:
             _publish(db, version)
         return computed
+
+    def _lacking_inputs(self, epoch: int, size: int) -> Iterator[list[KeyInput]]:
+        """Stored match keys with no entry in `epoch`, in pages of about `size` keys of whole records."""
+        after = ""  # record ids are never empty
+        while rows := self.query(f"{_INPUT_COLUMNS} {_LACKING} AND record_id > ? ORDER BY record_id LIMIT ?",
+                                 (epoch, after, size)):
+            if len(rows) == size:  # the page may end inside a record: take all of that record's keys
+                last = rows[-1][0]
+                rows = [r for r in rows if r[0] != last] + self.query(
+                    f"{_INPUT_COLUMNS} FROM match_keys WHERE record_id=? ORDER BY rowid", (last,))
+            yield rows
+            after = rows[-1][0]
 
     def clear_epoch(self, epoch: int) -> None:
         """Forget one epoch's entries (what a rotation cut short left of a new epoch)."""

@@ -160,5 +160,8 @@ def test_an_interrupted_epoch_fill_never_leaves_half_a_record(tmp_path: Path, pk
         written = dict(store.query("SELECT record_id, COUNT(*) FROM entries WHERE epoch=2 GROUP BY record_id"))
         wanted = dict(store.query("SELECT record_id, COUNT(*) FROM match_keys GROUP BY record_id"))
         assert written and all(wanted[record_id] == count for record_id, count in written.items())
+        monkeypatch.setattr(store_module, "_write_entries", original)  # the next fill completes the epoch
+        assert store.fill_epoch(ServerKey(2, oprf.generate_key()), config.profile) == 4500 - sum(written.values())
+        assert dict(store.query("SELECT record_id, COUNT(*) FROM entries WHERE epoch=2 GROUP BY record_id")) == wanted
     finally:
         store.close()

@@ -1,8 +1,9 @@
-"""The client's tag cache file and the worker pool's recovery."""
+"""The client's tag cache file, and the worker pool: streaming and recovery."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -45,3 +46,17 @@ def test_the_pool_recovers_after_a_worker_dies() -> None:
     with pytest.raises(BrokenProcessPool):
         parallel.submit(os._exit, 1).result(timeout=60)  # as if the kernel killed a worker
     assert parallel.submit(abs, -3).result(timeout=60) == 3
+
+
+def test_a_stream_of_parts_is_mapped_on_the_workers_in_order() -> None:
+    read: list[int] = []
+
+    def parts() -> Iterator[list[int]]:
+        for i in range(20):
+            read.append(i)
+            yield list(range(i * 3 + 2, i * 3 - 1, -1))
+
+    results = parallel.map_stream(sorted, parts())
+    assert next(results) == [0, 1, 2]
+    assert len(read) < 20  # the source is read as the workers go, not all at once
+    assert list(results) == [list(range(i * 3, i * 3 + 3)) for i in range(1, 20)]
