@@ -73,6 +73,15 @@ CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL)
 INSERT OR IGNORE INTO meta VALUES ('list_version', 0);
 """ + _REMOVAL_TRIGGER
 
+_STAGING = """
+CREATE TEMP TABLE staged_records (record_id TEXT NOT NULL, data TEXT NOT NULL);
+CREATE TEMP TABLE staged_keys (record_id TEXT, rule_id TEXT, value BLOB, element BLOB, label BLOB);  -- KeyInput
+CREATE TEMP TABLE staged_entries (record_id TEXT, rule_id TEXT, tag_material BLOB,  -- EpochEntry
+                                  cardinality_material BLOB, sealed_label BLOB);
+"""
+_STAGE = {"staged_records": "INSERT INTO temp.staged_records VALUES (?, ?)",
+          "staged_keys": "INSERT INTO temp.staged_keys VALUES (?, ?, ?, ?, ?)",
+          "staged_entries": "INSERT INTO temp.staged_entries VALUES (?, ?, ?, ?, ?)"}
 _INPUT_COLUMNS = "SELECT record_id, rule_id, value, element, label"  # a psi.tags.KeyInput
 _LACKING = ("FROM match_keys AS m WHERE NOT EXISTS "  # match keys with no entry in one epoch
             "(SELECT 1 FROM entries AS e WHERE e.record_id = m.record_id AND e.epoch = ?)")
@@ -121,10 +130,6 @@ def _put_setting(db: sqlite3.Connection, name: str, value: str) -> None:
     db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value", (name, value))
 
 
-def _insert_inputs(db: sqlite3.Connection, inputs: Sequence[KeyInput]) -> None:
-    db.executemany("INSERT INTO match_keys VALUES (?, ?, ?, ?, ?)", inputs)
-
-
 def _next_version(db: sqlite3.Connection) -> int:
     return int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0]) + 1
 
@@ -137,13 +142,6 @@ def _write_entries(db: sqlite3.Connection, epoch: int, version: int, entries: Se
 
 def _publish(db: sqlite3.Connection, version: int) -> None:
     db.execute("UPDATE meta SET value=MAX(value, ?) WHERE name='list_version'", (version,))
-
-
-def _insert_entries(db: sqlite3.Connection, epoch: int, entries: Sequence[EpochEntry]) -> None:
-    """Write entries and bump the list version (inside the caller's transaction)."""
-    version = _next_version(db)
-    _write_entries(db, epoch, version, entries)
-    _publish(db, version)
 
 
 class Store:
@@ -261,27 +259,50 @@ class Store:
         ids = {r.record_id for r in records}
         todo = [*records, *(r for r in self.records() if r.record_id not in ids)] if stale else list(records)
         running = parallel.map_chunks(tags.prepare_records, todo, key.secret, profile, chunk=2048)
-        rows = [(r.record_id, record_to_json(r)) for r in records]  # while the workers compute
-        prepared = list(running.results(progress))
-        with self.transaction() as db:
-            existing = {row[0] for row in db.execute("SELECT record_id FROM records")}
-            updated = sum(1 for r in records if r.record_id in existing)
-            if stale:
-                db.execute("DELETE FROM match_keys")
-                db.execute("DELETE FROM entries")
-                _put_setting(db, _PROFILE_SETTING, profile.definition_hash.hex())
-            else:
-                db.executemany("DELETE FROM entries WHERE record_id=?", [(r.record_id,) for r in records])
-                db.executemany("DELETE FROM match_keys WHERE record_id=?", [(r.record_id,) for r in records])
-            db.executemany(
-                "INSERT INTO records VALUES (?, ?) ON CONFLICT(record_id) DO UPDATE SET data=excluded.data",
-                rows,
-            )
-            _insert_inputs(db, [i for i, _ in prepared])
-            _insert_entries(db, key.epoch, [e for _, e in prepared])
-            if before_commit:
-                before_commit(len(records) - updated, updated)
-        return len(prepared)
+        computed = 0
+        # Staged in this connection's temporary tables while the workers compute, so that the one
+        # transaction that changes the list (and holds up the server's writes) only copies rows.
+        with self._staging():
+            self._stage("staged_records", [(r.record_id, record_to_json(r)) for r in records])
+            for part in running.parts(progress):
+                self._stage("staged_keys", [i for i, _ in part])
+                self._stage("staged_entries", [e for _, e in part])
+                computed += len(part)
+            with self.transaction() as db:
+                updated = int(db.execute("SELECT COUNT(*) FROM staged_records AS s WHERE EXISTS "
+                                         "(SELECT 1 FROM records AS r WHERE r.record_id = s.record_id)").fetchone()[0])
+                if stale:
+                    db.execute("DELETE FROM match_keys")
+                    db.execute("DELETE FROM entries")
+                    _put_setting(db, _PROFILE_SETTING, profile.definition_hash.hex())
+                else:
+                    db.execute("DELETE FROM entries WHERE record_id IN (SELECT record_id FROM staged_records)")
+                    db.execute("DELETE FROM match_keys WHERE record_id IN (SELECT record_id FROM staged_records)")
+                db.execute("INSERT INTO records SELECT record_id, data FROM staged_records WHERE true ORDER BY rowid "
+                           "ON CONFLICT(record_id) DO UPDATE SET data=excluded.data")
+                db.execute("INSERT INTO match_keys SELECT * FROM staged_keys ORDER BY rowid")
+                version = _next_version(db)
+                db.execute("INSERT INTO entries SELECT record_id, ?, rule_id, tag_material, cardinality_material, "
+                           "sealed_label, ? FROM staged_entries ORDER BY rowid", (key.epoch, version))
+                _publish(db, version)
+                if before_commit:
+                    before_commit(len(records) - updated, updated)
+        return computed
+
+    @contextmanager
+    def _staging(self) -> Iterator[None]:
+        """Empty temporary tables for one change of the list; they go when it ends, however it ends."""
+        with self._lock:
+            self._db.executescript(_STAGING)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._db.executescript("".join(f"DROP TABLE IF EXISTS temp.{table};" for table in _STAGE))
+
+    def _stage(self, table: str, rows: Sequence[tuple[object, ...]]) -> None:
+        with self._lock:
+            self._db.executemany(_STAGE[table], rows)
 
     def erase(self, record_ids: Sequence[str],
               before_commit: Callable[[list[str]], object] | None = None) -> list[str]:
