@@ -265,10 +265,13 @@ class CardinalityQuery(_Query):
             raise OutOfOrderError(f"expected shuffled batch {self._next_batch}, got {msg.index}")
         if not msg.elements or len(msg.elements) % (self._group_size * _E):
             raise MalformedMessageError(f"batch {msg.index} does not hold whole groups")
+        count = len(msg.elements) // _E
+        if self._received + count > self.total_elements:
+            raise MalformedMessageError(f"batch {msg.index} goes past the {self.total_elements} elements sent")
         self._next_batch += 1
-        self._received += len(msg.elements) // _E
-        inline = parallel.inline_for(len(msg.elements) // _E)
-        self._unblinding.append(parallel.submit(unblind_materials, self._inverse, msg.elements, inline=inline))
+        self._received += count
+        self._unblinding.append(parallel.submit(unblind_materials, self._inverse, msg.elements,
+                                                inline=parallel.inline_for(count)))
 
     def result(self, index: TagIndex) -> MatchResult:
         if self._received != self.total_elements:

@@ -140,6 +140,14 @@ def test_client_refuses_unexpected_evaluations() -> None:
         query.receive(EvaluatedBatch(0, batch.elements[:-32]))
 
 
+def test_a_cardinality_query_refuses_more_evaluations_than_it_sent() -> None:
+    query = CardinalityQuery(PARAMS, EXACT_PROFILE, LISTS.a[:3], purpose="p", case_reference="c")
+    sent = b"".join(b.elements for b in query.batches())
+    query.receive(EvaluatedBatch(0, sent))
+    with pytest.raises(MalformedMessageError, match="goes past the"):
+        query.receive(EvaluatedBatch(1, sent[:query.group_size * 32]))
+
+
 def test_synthetic_lists_match_exactly_in_both_modes() -> None:
     refs = {r.record_id: r.reference for r in LISTS.b}
     result = run_in_memory(LISTS.b, LISTS.a, Mode.INTERSECTION, limits=LIMITS, key=KEY)
