@@ -178,11 +178,11 @@ class MatchClient:
         if cached and (cached.key_epoch, cached.tag_length) != (params.key_epoch, params.tag_length):
             cached = None  # another epoch or tag length: its tags are of no use
         if cached and cached.list_version == params.list_version:
-            tags, labels, version = cached.tags, list(cached.labels), cached.list_version
+            tags, labels, version = cached.tags, cached.labels, cached.list_version
         else:
             tags, labels, version = self._stream_tags(params, mode, cached, progress)
         fresh = CachedTags(params.node_id, params.list_id, mode, params.key_epoch, version, params.tag_length,
-                           tags, tuple(labels))
+                           tags, labels)
         if self._cache and fresh != cached:
             self._cache.save(fresh)
         index = TagIndex(tags, params.tag_length, labels if mode is Mode.INTERSECTION else ())
@@ -190,7 +190,7 @@ class MatchClient:
         return index
 
     def _stream_tags(self, params: Parameters, mode: Mode, cached: CachedTags | None,
-                     progress: ProgressCallback | None) -> tuple[bytes, list[bytes], int]:
+                     progress: ProgressCallback | None) -> tuple[bytes, Sequence[bytes], int]:
         tags = bytearray()
         labels: list[bytes] = []
         received = version = 0

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import overload
 
 import numpy as np
 
@@ -14,6 +16,43 @@ from psi.messages import Mode
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _FORMAT = 2  # files of another format are fetched again
+
+
+class PackedLabels(Sequence[bytes]):
+    """Sealed labels back to back in one buffer, as the cache file holds them.
+
+    A label becomes a bytes object only when it is read (a hit), so loading a
+    million-entry set costs one read rather than a million small objects.
+    """
+
+    def __init__(self, blob: bytes | memoryview, ends: np.ndarray) -> None:
+        self._blob = memoryview(blob)
+        self._ends = ends
+        self._starts = np.concatenate(([0], ends[:-1])) if len(ends) else ends
+
+    def __len__(self) -> int:
+        return len(self._ends)
+
+    def __iter__(self) -> Iterator[bytes]:
+        blob = self._blob
+        return (bytes(blob[a:b]) for a, b in zip(self._starts.tolist(), self._ends.tolist(), strict=True))
+
+    @overload
+    def __getitem__(self, index: int) -> bytes: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[bytes]: ...
+
+    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        return bytes(self._blob[int(self._starts[index]):int(self._ends[index])])
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and len(self) == len(other) and all(
+            a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]  # compared by content, so unhashable (like a list)
 
 
 @dataclass(frozen=True)
@@ -25,7 +64,7 @@ class CachedTags:
     list_version: int
     tag_length: int
     tags: bytes
-    labels: tuple[bytes, ...]
+    labels: Sequence[bytes]
 
 
 class TagCache:
@@ -41,23 +80,23 @@ class TagCache:
         """The cached set, or None if there is none or it is unreadable (then it is fetched again)."""
         try:
             data = self._path(node_id, list_id, mode).read_bytes()
-            header, _, body = data.partition(b"\n")
-            meta = json.loads(header)
+            newline = data.index(b"\n")
+            meta = json.loads(data[:newline])
             if meta.get("format") != _FORMAT:
                 return None
+            body = memoryview(data)[newline + 1:]  # slices of it copy nothing
             count, size = meta["count"], meta["tag_length"] * meta["count"]
-            tags, labels = body[:size], []
+            tags, labels = bytes(body[:size]), PackedLabels(b"", np.empty(0, np.int64))
             if meta["labels"]:
                 ends = np.cumsum(np.frombuffer(body, dtype="<u2", count=count, offset=size), dtype=np.int64)
                 blob = body[size + 2 * count:]
                 if len(blob) != (int(ends[-1]) if count else 0):
                     return None
-                starts = [0, *ends[:-1].tolist()]
-                labels = [blob[a:b] for a, b in zip(starts, ends.tolist(), strict=True)]
+                labels = PackedLabels(blob, ends)
             if len(tags) != size:
                 return None
             return CachedTags(node_id, list_id, mode, meta["key_epoch"], meta["list_version"],
-                              meta["tag_length"], tags, tuple(labels))
+                              meta["tag_length"], tags, labels)
         except (OSError, ValueError, KeyError, TypeError, AttributeError, OverflowError):  # any damage
             return None
 

@@ -103,7 +103,7 @@ class TagIndex:
         arr = np.frombuffer(tags, dtype=f"S{tag_length}") if count else np.empty(0, f"S{tag_length}")
         self._order = np.argsort(arr, kind="stable")
         self._sorted = arr[self._order]
-        self._labels = list(labels)
+        self._labels = labels  # not copied: a cache's packed labels stay packed
 
     def __len__(self) -> int:
         return len(self._sorted)

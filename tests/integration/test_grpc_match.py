@@ -135,13 +135,19 @@ def test_an_update_recomputes_only_the_changed_records(start_node: StartNode, cl
     assert {(h.record_id, h.reference) for h in after.hits} == {(a, refs[b]) for a, b in LISTS.overlap}
 
 
-def test_cached_tag_sets_fetch_only_the_changes(start_node: StartNode, client_for: Connect, pki_dir: Path,
-                                                tmp_path: Path) -> None:
-    live = start_node(LISTS.b)
+def _tag_streams(live: LiveNode) -> list[int]:
+    """The `since_version` of every tag stream the node serves from now on (0: the whole set)."""
     served: list[int] = []
     original = live.node.audit.append
     live.node.audit.append = lambda body: (served.append(body.get("since_version", -1))  # type: ignore[method-assign]
                                            if body["operation"] == "tags.served" else None, original(body))[1]
+    return served
+
+
+def test_cached_tag_sets_fetch_only_the_changes(start_node: StartNode, client_for: Connect, pki_dir: Path,
+                                                tmp_path: Path) -> None:
+    live = start_node(LISTS.b)
+    served = _tag_streams(live)
     with MatchClient(live.target, tls_for(pki_dir, "agency-a"), cache_dir=tmp_path / "cache") as client:
         first = client.match(LISTS.a, purpose="p", case_reference="c")
         again = client.match(LISTS.a, purpose="p", case_reference="c")
@@ -158,6 +164,27 @@ def test_cached_tag_sets_fetch_only_the_changes(start_node: StartNode, client_fo
         assert len(erased.hits) == len(LISTS.overlap) - 5
         counted = client.match(LISTS.a, purpose="p", case_reference="c", mode=Mode.CARDINALITY)
         assert counted.hit_records == len(LISTS.overlap) - 5
+
+
+def test_a_new_client_starts_from_the_disk_cache(start_node: StartNode, pki_dir: Path, tmp_path: Path) -> None:
+    live = start_node(LISTS.b)
+    served = _tag_streams(live)
+
+    def new_client() -> MatchClient:
+        return MatchClient(live.target, tls_for(pki_dir, "agency-a"), cache_dir=tmp_path / "cache")
+
+    with new_client() as client:
+        first = client.match(LISTS.a, purpose="p", case_reference="c")
+    with new_client() as client:  # labels opened straight from the file's packed buffer
+        again = client.match(LISTS.a, purpose="p", case_reference="c")
+    assert served == [0] and again.hits == first.hits
+    erase_records(live.config, [b for _, b in sorted(LISTS.overlap)[:5]], "test-operator")
+    with new_client() as client:  # the changes merged into the set read from the file
+        version = client.parameters().list_version
+        erased = client.match(LISTS.a, purpose="p", case_reference="c")
+    assert served == [0, version - 1]
+    assert {(h.record_id, h.reference) for h in erased.hits} == {
+        (a, REFS[b]) for a, b in sorted(LISTS.overlap)[5:]}
 
 
 def test_a_record_changed_twice_between_syncs_reaches_a_cached_client(

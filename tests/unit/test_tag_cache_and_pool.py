@@ -21,6 +21,10 @@ def test_a_cached_set_reads_back_as_written(tmp_path: Path) -> None:
     for cached in (labelled, counted):
         cache.save(cached)
         assert cache.load("node-b", "wanted", cached.mode) == cached
+    loaded = cache.load("node-b", "wanted", Mode.INTERSECTION)
+    assert loaded is not None
+    assert (list(loaded.labels), loaded.labels[1:], loaded.labels[-1]) == ([b"x", b"", b"\x00yz"], [b"", b"\x00yz"],
+                                                                           b"\x00yz")
     assert (tmp_path / "node-b__wanted__intersection.tags").stat().st_mode & 0o777 == 0o600
 
 
