@@ -85,6 +85,7 @@ _STAGE = {"staged_records": "INSERT INTO temp.staged_records VALUES (?, ?)",
 _INPUT_COLUMNS = "SELECT record_id, rule_id, value, element, label"  # a psi.tags.KeyInput
 _LACKING = ("FROM match_keys AS m WHERE NOT EXISTS "  # match keys with no entry in one epoch
             "(SELECT 1 FROM entries AS e WHERE e.record_id = m.record_id AND e.epoch = ?)")
+_ALL_KEYS = "FROM match_keys AS m WHERE true"
 _FILL_PAGE = 4096
 _PROFILE_SETTING = "profile_hash"  # the profile the stored match keys were made under
 Progress = Callable[[int, int], None]
@@ -328,7 +329,10 @@ class Store:
         """
         if not self.holds_profile(profile):
             return self.upsert([], key, profile, progress)  # keys of another profile: all anew
-        total = int(self._one(f"SELECT COUNT(*) {_LACKING}", (key.epoch,)))
+        # An empty epoch (a rotation's) needs every key, without asking per key whether it has an entry.
+        source, args = (_LACKING, (key.epoch,)) if self._one(
+            "SELECT EXISTS (SELECT 1 FROM entries WHERE epoch=?)", (key.epoch,)) else (_ALL_KEYS, ())
+        total = int(self._one(f"SELECT COUNT(*) {source}", args))
         if not total:
             return 0
         with self.transaction(write=False) as db:
@@ -337,7 +341,7 @@ class Store:
         # Pages of whole records are read while the workers compute the previous ones, and each
         # is written in a short transaction that never holds up the server; the version is
         # published once, at the end. An interruption never leaves half a record.
-        pages = self._lacking_inputs(key.epoch, _FILL_PAGE)
+        pages = self._input_pages(source, args, _FILL_PAGE)
         for part in parallel.map_stream(tags.epoch_entries, pages, key.secret, inline=parallel.inline_for(total)):
             with self.transaction() as db:
                 _write_entries(db, key.epoch, version, part)
@@ -348,11 +352,11 @@ class Store:
             _publish(db, version)
         return computed
 
-    def _lacking_inputs(self, epoch: int, size: int) -> Iterator[list[KeyInput]]:
-        """Stored match keys with no entry in `epoch`, in pages of about `size` keys of whole records."""
+    def _input_pages(self, source: str, args: tuple[object, ...], size: int) -> Iterator[list[KeyInput]]:
+        """The stored match keys `source` selects, in pages of about `size` keys of whole records."""
         after = ""  # record ids are never empty
-        while rows := self.query(f"{_INPUT_COLUMNS} {_LACKING} AND record_id > ? ORDER BY record_id LIMIT ?",
-                                 (epoch, after, size)):
+        while rows := self.query(f"{_INPUT_COLUMNS} {source} AND record_id > ? ORDER BY record_id LIMIT ?",
+                                 (*args, after, size)):
             if len(rows) == size:  # the page may end inside a record: take all of that record's keys
                 last = rows[-1][0]
                 rows = [r for r in rows if r[0] != last] + self.query(
