@@ -132,7 +132,7 @@ class IntersectionQuery(_Query):
         super().__init__(params, profile, records, purpose, case_reference, operator, request_id)
         # At least ~8 batches, so blinding, the partner's evaluation and finalizing overlap.
         self._batch_size = min(params.limits.max_batch_size, max(256, -(-len(self.records) // 8)))
-        self._inline = parallel.inline_for(len(self.records))
+        self._inline = True  # until there are enough keys for the workers to be worth it
         self._blinding: deque[Future[tuple[list[bytes], bytes]]] = deque()
         self._pending: dict[int, list[bytes]] = {}
         self._finalizing: dict[int, Future[list[tuple[bytes, bytes]]]] = {}
@@ -142,7 +142,9 @@ class IntersectionQuery(_Query):
         # The first batches are blinded on the workers while the rest of the keys are derived.
         for i, record in enumerate(self.records):
             self._items.extend((i, k) for k in profile.match_keys(record))
-            self._blind_ahead(0, len(self._items) // self._batch_size)
+            self._inline = parallel.inline_for(len(self._items))
+            if not self._inline:
+                self._blind_ahead(0, len(self._items) // self._batch_size)
 
     def __repr__(self) -> str:
         return f"IntersectionQuery(records={len(self.records)}, keys={len(self._items)})"
@@ -256,8 +258,10 @@ class CardinalityQuery(_Query):
 
     def batches(self) -> Iterator[BlindedBatch]:
         per_batch = max(1, self.params.limits.max_batch_size // self._group_size)
-        running = parallel.map_chunks(blind_groups, self._groups, self._blind, self._group_size, chunk=per_batch)
-        for index, packed in enumerate(running.parts()):
+        chunks = (self._groups[start:start + per_batch] for start in range(0, len(self._groups), per_batch))
+        running = parallel.map_stream(blind_groups, chunks, self._blind, self._group_size,
+                                      inline=parallel.inline_for(self.total_elements))
+        for index, packed in enumerate(running):
             yield BlindedBatch(index, b"".join(packed))
 
     def receive(self, msg: EvaluatedBatch) -> None:

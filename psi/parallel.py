@@ -115,12 +115,16 @@ def map_stream(fn: Callable[..., list[R]], parts: Iterable[list[Any]], *args: An
     """fn(part, *args) for each part as `parts` yields it, on all cores; results in order.
 
     Only a few parts are in flight, so a long source is read while the workers compute
-    and never held in memory at once.
+    and never held in memory at once; parts not started when the caller stops are cancelled.
     """
     running: deque[Future[list[R]]] = deque()
-    for part in parts:
-        running.append(submit(fn, part, *args, inline=inline))
-        if len(running) > 2 * worker_count():
+    try:
+        for part in parts:
+            running.append(submit(fn, part, *args, inline=inline))
+            if len(running) > 2 * worker_count():
+                yield running.popleft().result()
+        while running:
             yield running.popleft().result()
-    while running:
-        yield running.popleft().result()
+    finally:  # the caller stopped early (an error, an abandoned exchange): drop what has not started
+        for future in running:
+            future.cancel()

@@ -158,6 +158,7 @@ class Store:
             _add_column(self._db, table, column, "INTEGER NOT NULL DEFAULT 0")
         self._db.executescript(_SCHEMA)
         self._lock = threading.RLock()  # one connection, shared by the server's threads
+        self._staging_lock = threading.Lock()  # the staging tables are the connection's: one change at a time
 
     def close(self) -> None:
         self._db.close()
@@ -255,6 +256,7 @@ class Store:
 
         Returns the number of match keys computed: those of `records`, or of the whole list when
         the stored match keys were made under another profile (all are replaced, atomically).
+        Callers hold the node's list lock (`server.file_lock.locked`), as every list change does.
         """
         stale = not self.holds_profile(profile)
         ids = {r.record_id for r in records}
@@ -293,13 +295,14 @@ class Store:
     @contextmanager
     def _staging(self) -> Iterator[None]:
         """Empty temporary tables for one change of the list; they go when it ends, however it ends."""
-        with self._lock:
-            self._db.executescript(_STAGING)
-        try:
-            yield
-        finally:
+        with self._staging_lock:
             with self._lock:
-                self._db.executescript("".join(f"DROP TABLE IF EXISTS temp.{table};" for table in _STAGE))
+                self._db.executescript(_STAGING)
+            try:
+                yield
+            finally:
+                with self._lock:
+                    self._db.executescript("".join(f"DROP TABLE IF EXISTS temp.{table};" for table in _STAGE))
 
     def _stage(self, table: str, rows: Sequence[tuple[object, ...]]) -> None:
         with self._lock:

@@ -165,3 +165,20 @@ def test_an_interrupted_epoch_fill_never_leaves_half_a_record(tmp_path: Path, pk
         assert dict(store.query("SELECT record_id, COUNT(*) FROM entries WHERE epoch=2 GROUP BY record_id")) == wanted
     finally:
         store.close()
+
+
+def test_two_threads_importing_through_one_store_both_land(tmp_path: Path, pki_dir: Path) -> None:
+    config = make_config(tmp_path, pki_dir, "agency-b")
+    key = load_or_create_key(config.key_path)
+    halves = [[Record(f"{side}-{i}", f"Person {side} {i}", PartialDate(1970, 1, 1), reference=f"REF-{side}-{i}")
+               for i in range(300)] for side in ("x", "y")]
+    store = Store(config.store_path)
+    try:  # the staging tables belong to the shared connection: the second import waits for the first
+        store.upsert(halves[0][:1], key, config.profile)  # the list's profile is settled before the two start
+        with ThreadPoolExecutor(2) as pool:
+            counts = [f.result(timeout=120) for f in [pool.submit(store.upsert, half, key, config.profile)
+                                                       for half in halves]]
+        assert counts == [300, 300] and store.record_count() == 600
+        assert store.query("SELECT COUNT(*) FROM entries")[0][0] == 600
+    finally:
+        store.close()

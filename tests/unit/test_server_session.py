@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 
 import pytest
@@ -20,6 +22,7 @@ from psi.errors import (
 )
 from psi.messages import BlindedBatch, Done, EvaluatedBatch, Finish, Limits, Mode, Progress, SessionStart
 from psi.profiles import EXACT_PROFILE
+from psi.records import IdentityDocument, PartialDate, Record
 from psi.server_session import ServerSession, evaluate_packed
 from psi.synthetic import make_lists
 from tests.protocol_helpers import parameters_for, run_in_memory, snapshot_for
@@ -146,6 +149,41 @@ def test_a_cardinality_query_refuses_more_evaluations_than_it_sent() -> None:
     query.receive(EvaluatedBatch(0, sent))
     with pytest.raises(MalformedMessageError, match="goes past the"):
         query.receive(EvaluatedBatch(1, sent[:query.group_size * 32]))
+
+
+def _spy_on_submit(monkeypatch: pytest.MonkeyPatch) -> list[tuple[bool, Future[object]]]:
+    """Every job handed to the pool (or run inline) from now on, with its inline flag."""
+    jobs: list[tuple[bool, Future[object]]] = []
+    real = parallel.submit
+
+    def spy(fn: Callable[..., object], *args: object, inline: bool = False) -> Future[object]:
+        jobs.append((inline, real(fn, *args, inline=inline)))
+        return jobs[-1][1]
+
+    monkeypatch.setattr(parallel, "submit", spy)
+    return jobs
+
+
+def test_a_query_of_few_records_with_many_keys_blinds_on_the_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = _spy_on_submit(monkeypatch)
+    records = [Record(f"a-{i}", f"Person {i}", PartialDate(1970, 1, 1),
+                      documents=tuple(IdentityDocument("PASSPORT", f"P{i}-{j}", "DEU") for j in range(40)))
+               for i in range(60)]  # fewer records than any inline threshold, more keys than all of them
+    query = IntersectionQuery(replace(PARAMS, limits=Limits()), EXACT_PROFILE, records, purpose="p",
+                              case_reference="c")
+    assert len(list(query.batches())) > 1
+    assert query.total_elements >= parallel.INLINE_BELOW and jobs and not any(inline for inline, _ in jobs)
+
+
+def test_an_abandoned_cardinality_query_leaves_little_work_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    jobs = _spy_on_submit(monkeypatch)
+    records = make_lists(3000, 10, 5, seed=3).a
+    query = CardinalityQuery(replace(PARAMS, limits=Limits(max_batch_size=64)), EXACT_PROFILE, records,
+                             purpose="p", case_reference="c")
+    batches = query.batches()
+    next(batches)
+    batches.close()  # e.g. the partner refused the session after the first batch
+    assert len(jobs) <= 2 * parallel.worker_count() + 1  # of 47 batches: only those in flight were started
 
 
 def test_synthetic_lists_match_exactly_in_both_modes() -> None:
