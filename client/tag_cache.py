@@ -49,7 +49,7 @@ class PackedLabels(Sequence[bytes]):
         return bytes(self._blob[int(self._starts[index]):int(self._ends[index])])
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Sequence) and len(self) == len(other) and all(
+        return isinstance(other, list | tuple | PackedLabels) and len(self) == len(other) and all(
             a == b for a, b in zip(self, other, strict=True))
 
     __hash__ = None  # type: ignore[assignment]  # compared by content, so unhashable (like a list)
