@@ -97,10 +97,6 @@ class Chunks(Generic[R]):
             if progress:
                 progress(done, total)
 
-    def results(self, progress: Callable[[int, int], None] | None = None) -> Iterator[R]:
-        for part in self.parts(progress):
-            yield from part
-
 
 def map_chunks(fn: Callable[..., list[R]], items: Sequence[Any], *args: Any, chunk: int = 4096) -> Chunks[R]:
     """Start fn over `items` in chunks on all cores (inline when small); the caller gathers later."""

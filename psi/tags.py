@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import math
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from psi import group, oprf
 from psi.errors import MalformedMessageError
-from psi.profiles import MatchKey, Profile
+from psi.profiles import Profile
 from psi.records import Record
 
 TAG_MATERIAL_BYTES = 32
@@ -68,16 +67,6 @@ def open_label(label_key: bytes, sealed: bytes) -> bytes | None:
         return None
 
 
-@dataclass(frozen=True)
-class ServerEntry:
-    """The precomputed, epoch-bound material of one server match key."""
-
-    rule_id: str
-    tag_material: bytes
-    cardinality_material: bytes
-    sealed_label: bytes
-
-
 # What a server keeps per match key, in two parts. The key-independent part is computed once per
 # record version (HashToGroup is most of its cost); a new key epoch needs only the second part.
 KeyInput = tuple[str, str, bytes, bytes, bytes]
@@ -94,11 +83,6 @@ def seal(key: bytes, value: bytes, element: bytes, label: bytes) -> tuple[bytes,
     evaluated = group.scalar_mult(key, element)
     material, label_key = split_output(oprf.finalize_hash(value, evaluated))
     return material, cardinality_material(evaluated), seal_label(label_key, label)
-
-
-def server_entries(key: bytes, match_keys: list[MatchKey], label: bytes) -> list[ServerEntry]:
-    """Evaluate the server's own keys and seal the label under each."""
-    return [ServerEntry(k.rule_id, *seal(key, k.value, oprf.input_element(k.value), label)) for k in match_keys]
 
 
 def key_inputs(records: list[Record], profile: Profile) -> list[KeyInput]:

@@ -15,11 +15,10 @@ from psi.tagset import TagIndex, TagSnapshot, build_snapshot
 
 def snapshot_for(key: bytes, records: Sequence[Record], profile: Profile = EXACT_PROFILE,
                  limits: Limits = Limits()) -> TagSnapshot:
-    entries = [e for r in records for e in tags.server_entries(
-        key, profile.match_keys(r), tags.encode_label(r.reference, r.category))]
+    entries = [entry for _, entry in tags.prepare_records(list(records), key, profile)]
     length = tags.tag_length(len(entries), limits.max_query_size)
-    return build_snapshot(1, 1, length, [e.tag_material for e in entries],
-                          [e.sealed_label for e in entries], [e.cardinality_material for e in entries])
+    return build_snapshot(1, 1, length, [material for _, _, material, _, _ in entries],
+                          [sealed for *_, sealed in entries], [cmaterial for _, _, _, cmaterial, _ in entries])
 
 
 def parameters_for(snapshot: TagSnapshot, list_size: int, profile: Profile = EXACT_PROFILE,
