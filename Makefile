@@ -13,17 +13,19 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python demo/run_demo.py
+	$(BIN)/python -m demo.run_demo
 
 test: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
 	  exit $$rc
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy psi psiwire/codec.py server client
+	$(BIN)/lint-imports
+	$(BIN)/mypy psi psiwire/codec.py agency server client cli
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/suite.py

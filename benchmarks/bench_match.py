@@ -24,10 +24,10 @@ from rich.console import Console
 from rich.table import Table
 
 from client.api import MatchClient
+from demo.synthetic import make_lists
 from psi import parallel
 from psi.profiles import EXACT_PROFILE
 from psi.records import Record
-from psi.synthetic import make_lists
 
 console = Console()
 PARTNER = ('\n[partners.bench-client]\nlists = ["wanted-persons"]\nmodes = ["intersection"]\n'

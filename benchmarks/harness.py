@@ -17,10 +17,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from agency.config import load_config, render_config  # noqa: E402
+from cli.pki import init_pki  # noqa: E402
 from client.api import ClientTls, wait_for_node  # noqa: E402
 from psi.records import Record  # noqa: E402
-from server.config import load_config, render_config  # noqa: E402
-from server.pki import init_pki  # noqa: E402
 from server.watchlist import import_records  # noqa: E402
 
 
@@ -74,7 +74,7 @@ class ServerProcess:
 @contextmanager
 def serving(node: BenchNode) -> Iterator[ServerProcess]:
     """Run `psi serve` in its own process (its own core, as in a deployment); stop it afterwards."""
-    proc = subprocess.Popen([sys.executable, "-m", "client.cli", "serve", "--config", str(node.config), "--quiet"],
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--config", str(node.config), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     server = ServerProcess(proc)

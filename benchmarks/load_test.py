@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from client.api import MatchClient
-from psi.synthetic import make_lists
+from demo.synthetic import make_lists
 
 console = Console()
 

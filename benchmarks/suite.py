@@ -29,11 +29,11 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from agency.config import load_config
 from client.api import MatchClient, Traffic
+from demo.synthetic import make_lists
 from psi import parallel
 from psi.records import Record
-from psi.synthetic import make_lists
-from server.config import load_config
 from server.rotation import rotate_key
 from server.watchlist import import_records
 

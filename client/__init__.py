@@ -1,4 +1,4 @@
-"""Agency-side client: the Python API (`MatchClient`) and the `psi` command line."""
+"""The gRPC client library an agency embeds to match against a partner node (needs only psi and psiwire)."""
 
 from client.api import ClientTls, MatchClient
 

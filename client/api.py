@@ -26,6 +26,8 @@ from cryptography import x509
 from cryptography.x509.oid import NameOID
 from google.protobuf.message import Message
 
+from client import audit_events as events
+from client.audit_events import AuditSink
 from client.tag_cache import CachedTags, TagCache
 from psi import followup
 from psi.client_query import CardinalityQuery, Hit, IntersectionQuery, MatchResult
@@ -54,8 +56,6 @@ from psi.tagset import TagIndex, apply_delta
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
-from server.audit import events
-from server.audit.log import AuditLog
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 M = TypeVar("M", bound=Message)
@@ -238,7 +238,7 @@ class MatchClient:
     def match(self, records: Sequence[Record], *, purpose: str, case_reference: str,
               operator: str = "", mode: Mode = Mode.INTERSECTION, profile: Profile | None = None,
               list_id: str = "", progress: ProgressCallback | None = None,
-              audit: AuditLog | None = None) -> MatchResult:
+              audit: AuditSink | None = None) -> MatchResult:
         """Run one private match of `records` against the partner's list.
 
         Without `profile`, the partner's announced profile is used if this client knows it
@@ -283,7 +283,7 @@ class MatchClient:
         return result
 
     def request_followup(self, hit: Hit, *, purpose: str, case_reference: str, officer: str, message: str = "",
-                         list_id: str = "", audit: AuditLog | None = None) -> FollowUpStatus:
+                         list_id: str = "", audit: AuditSink | None = None) -> FollowUpStatus:
         """Ask the partner for the personal data behind one hit; an officer there decides."""
         request_id = uuid.uuid4().hex
         proof = followup.followup_proof(hit.followup_key, self._identity, hit.reference, request_id)
@@ -299,7 +299,7 @@ class MatchClient:
                                                    case=case_reference, officer=officer))
         return status
 
-    def followup_status(self, followup_id: str, audit: AuditLog | None = None) -> FollowUpStatus:
+    def followup_status(self, followup_id: str, audit: AuditSink | None = None) -> FollowUpStatus:
         """The state of one of our follow-up requests; approved fields are logged as received."""
         try:
             status = codec.followup_status_from_pb(

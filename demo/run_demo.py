@@ -19,14 +19,14 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from agency.config import render_config
+from cli.main import HIT_COLUMNS
 from client.api import ClientTls, wait_for_node
-from client.cli import HIT_COLUMNS
+from demo.synthetic import make_lists
 from psi.record_parsing import format_csv, format_jsonl
-from psi.synthetic import make_lists
-from server.config import render_config
 
 WORK = Path(__file__).resolve().parent / "work"
-PSI = [sys.executable, "-m", "client.cli"]
+PSI = [sys.executable, "-m", "cli.main"]
 console = Console()
 
 

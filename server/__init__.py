@@ -1,1 +1,1 @@
-"""The node: gRPC service, list storage, key storage and development PKI."""
+"""The answering node: gRPC service, list storage, admission policy and list changes."""

@@ -12,11 +12,11 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from agency.config import NodeConfig, TlsConfig, open_audit_log
 from psi import parallel
 from psi.errors import ConfigurationError
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
-from server.config import NodeConfig, TlsConfig, open_audit_log
 from server.node import Node
 from server.service import MatchingService
 from server.store import Progress, Store

@@ -14,15 +14,15 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from agency.agreements import Agreement
+from agency.audit.log import AuditLog, timestamp, utc_now
+from agency.keys import ServerKey
 from psi import followup, oprf, tags
 from psi.errors import InputError, NotFoundError, OutOfOrderError, PermissionDeniedError
 from psi.messages import FollowUpStatus, Mode
 from psi.profiles import Profile
 from psi.records import Record
-from server.audit import events
-from server.audit.log import AuditLog, timestamp, utc_now
-from server.keys import ServerKey
-from server.policy import Agreement
+from server import audit_events as events
 from server.store import Store
 
 FIELDS = ("name", "birth_date", "nationality", "documents", "category")

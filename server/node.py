@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import threading
 
+from agency.agreements import policy_hash
+from agency.audit.log import AuditLog
+from agency.config import NodeConfig
+from agency.file_lock import locked
+from agency.keys import ServerKey, load_or_create_key
 from psi import oprf, tags
 from psi.messages import Mode, Parameters
 from psi.tagset import TagSnapshot, build_snapshot
-from server.audit import events
-from server.audit.log import AuditLog
-from server.config import NodeConfig
-from server.file_lock import locked
+from server import audit_events as events
 from server.followups import FollowUpDesk
-from server.keys import ServerKey, load_or_create_key
-from server.policy import Policy, policy_hash
+from server.policy import Policy
 from server.store import Progress, Store
 
 

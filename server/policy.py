@@ -1,80 +1,24 @@
-"""Who may ask what: the node's agreements with its partners, and their enforcement.
-
-    [partners.agency-a]
-    lists = ["wanted-persons"]
-    modes = ["intersection", "cardinality"]   # or only ["cardinality"]
-    max_query_size = 100000                   # blinded elements per request
-    budget_per_epoch = 1000000                # blinded elements evaluated per key epoch
-    rate_per_minute = 60                      # requests (tag streams and sessions) per minute
-    max_sessions = 2                          # concurrent evaluation sessions
-    followup_reply_hours = 48                 # deadline to answer a follow-up request
+"""Who may ask what, enforced: the partners' agreements plus the in-memory rate and session limits.
 
 Budgets are kept in the node's store, so they survive a restart; the rate
-limit and session counts live in memory. A node without partners serves no one.
+limit and session counts live in memory.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from typing import Any
 
+from agency.agreements import Agreement
 from psi.errors import (
     BudgetExceededError,
-    ConfigurationError,
     PermissionDeniedError,
     UnauthenticatedError,
 )
 from psi.messages import Mode
-
-_KNOWN = {"lists", "modes", "max_query_size", "budget_per_epoch", "rate_per_minute", "max_sessions",
-          "followup_reply_hours"}
-
-
-@dataclass(frozen=True)
-class Agreement:
-    partner: str
-    lists: tuple[str, ...]
-    modes: tuple[Mode, ...]
-    max_query_size: int = 100_000
-    budget_per_epoch: int = 1_000_000
-    rate_per_minute: int = 60
-    max_sessions: int = 2
-    followup_reply_hours: int = 48
-
-
-def parse_agreements(doc: Any) -> dict[str, Agreement]:
-    """The [partners.*] tables of a config. Raises ConfigurationError naming the bad key."""
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict):
-        raise ConfigurationError("[partners] must hold one table per partner, e.g. [partners.agency-a]")
-    agreements = {}
-    for partner, table in doc.items():
-        where = f"[partners.{partner}]"
-        if not isinstance(table, dict) or set(table) - _KNOWN:
-            raise ConfigurationError(f"{where} may only set {sorted(_KNOWN)}")
-        lists, modes = table.get("lists"), table.get("modes", ["intersection"])
-        if not isinstance(lists, list) or not lists or not all(isinstance(x, str) for x in lists):
-            raise ConfigurationError(f"{where} lists must name at least one list")
-        if not isinstance(modes, list) or not modes or not set(modes) <= {m.value for m in Mode}:
-            raise ConfigurationError(f"{where} modes must be a non-empty subset of intersection, cardinality")
-        numbers = {k: table[k] for k in _KNOWN - {"lists", "modes"} if k in table}
-        if not all(isinstance(v, int) and v > 0 for v in numbers.values()):
-            raise ConfigurationError(f"{where} limits must be positive integers")
-        agreements[partner] = Agreement(partner, tuple(lists), tuple(Mode(m) for m in modes), **numbers)
-    return agreements
-
-
-def policy_hash(agreements: dict[str, Agreement]) -> str:
-    canonical = json.dumps({p: asdict(a) for p, a in sorted(agreements.items())}, sort_keys=True, default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class RateLimiter:

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from agency.config import NodeConfig, open_audit_log
+from agency.file_lock import locked
+from agency.keys import ServerKey, load_or_create_key, replace_key
 from psi import oprf
 from psi.errors import ConfigurationError
-from server.audit import events
-from server.config import NodeConfig, open_audit_log
-from server.file_lock import locked
-from server.keys import ServerKey, load_or_create_key, replace_key
+from server import audit_events as events
 from server.store import Progress, Store
 
 

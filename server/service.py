@@ -13,6 +13,8 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
+from agency.agreements import Agreement
+from agency.audit.log import utc_now
 from psi.errors import InputError, NotFoundError, OutOfOrderError, StaleStateError
 from psi.messages import BlindedBatch, Done, Finish, SessionStart
 from psi.server_session import ServerSession
@@ -20,11 +22,9 @@ from psi.tagset import delta_chunks
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
-from server.audit import events
-from server.audit.log import utc_now
+from server import audit_events as events
 from server.idle import with_idle_timeout
 from server.node import Node
-from server.policy import Agreement
 from server.status_codes import grpc_errors
 
 log = logging.getLogger(__name__)

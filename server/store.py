@@ -6,7 +6,6 @@ transaction that writes records and entries and bumps the list version.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -14,12 +13,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from agency.keys import ServerKey
+from agency.record_format import record_from_json, record_to_json
 from psi import parallel, tags
 from psi.errors import BudgetExceededError, InputError, ReplayError
 from psi.profiles import Profile
-from psi.records import IdentityDocument, PartialDate, Record
+from psi.records import Record
 from psi.tags import EpochEntry, KeyInput
-from server.keys import ServerKey
 
 _REMOVAL_TRIGGER = """
 CREATE TRIGGER IF NOT EXISTS entries_removed_v2 AFTER DELETE ON entries BEGIN
@@ -92,33 +92,6 @@ Progress = Callable[[int, int], None]
 # Called inside the transaction, just before COMMIT, with (added, updated):
 # the audit entry is written first, and if it cannot be, nothing changes.
 BeforeCommit = Callable[[int, int], None]
-
-
-_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # one encoder: json.dumps builds one per call
-
-
-def record_to_json(record: Record) -> str:
-    doc = {"record_id": record.record_id, "name": record.name,
-           "birth_date": record.birth_date.isoformat() if record.birth_date else None,
-           "nationality": record.nationality, "reference": record.reference, "category": record.category,
-           "documents": [{"doc_type": d.doc_type, "number": d.number, "country": d.country}
-                         for d in record.documents], "aliases": list(record.aliases),
-           "given_name": record.given_name, "family_name": record.family_name, "sex": record.sex,
-           "place_of_birth": record.place_of_birth}
-    return _JSON.encode(doc)
-
-
-def record_from_json(text: str) -> Record:
-    doc = json.loads(text)
-    return Record(
-        record_id=doc["record_id"], name=doc["name"],
-        birth_date=PartialDate.parse(doc["birth_date"]) if doc["birth_date"] else None,
-        nationality=doc["nationality"],
-        documents=tuple(IdentityDocument(**d) for d in doc["documents"]),
-        reference=doc["reference"], category=doc["category"], aliases=tuple(doc.get("aliases", ())),
-        given_name=doc.get("given_name", ""), family_name=doc.get("family_name", ""), sex=doc.get("sex", ""),
-        place_of_birth=doc.get("place_of_birth", ""),
-    )
 
 
 def _add_column(db: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
@@ -256,7 +229,7 @@ class Store:
 
         Returns the number of match keys computed: those of `records`, or of the whole list when
         the stored match keys were made under another profile (all are replaced, atomically).
-        Callers hold the node's list lock (`server.file_lock.locked`), as every list change does.
+        Callers hold the node's list lock (`agency.file_lock.locked`), as every list change does.
         """
         stale = not self.holds_profile(profile)
         ids = {r.record_id for r in records}

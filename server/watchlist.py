@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from agency.config import NodeConfig, open_audit_log
+from agency.file_lock import locked
+from agency.keys import load_or_create_key
 from psi.records import Record
-from server.audit import events
-from server.config import NodeConfig, open_audit_log
-from server.file_lock import locked
-from server.keys import load_or_create_key
+from server import audit_events as events
 from server.store import Progress, Store
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import grpc
 import pytest
 
+from agency.config import NodeConfig, load_config, render_config
+from cli.pki import init_pki, issue_certificate
 from client.api import ClientTls, MatchClient
 from psi.records import Record
 from server.app import create_server, open_node
-from server.config import NodeConfig, load_config, render_config
 from server.node import Node
-from server.pki import init_pki, issue_certificate
 from server.watchlist import import_records
 
 

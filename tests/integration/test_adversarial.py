@@ -19,7 +19,7 @@ import pytest
 import rbcl
 
 from client.api import ClientTls, MatchClient
-from psi.synthetic import make_lists
+from demo.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from tests.conftest import LiveNode, tls_for

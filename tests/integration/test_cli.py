@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from agency.config import load_config, render_config
+from cli.main import HIT_COLUMNS, main
 from client.api import ClientTls, wait_for_node
-from client.cli import HIT_COLUMNS, main
+from demo.synthetic import make_lists
 from psi.record_parsing import format_csv, format_jsonl
-from psi.synthetic import make_lists
-from server.config import load_config, render_config
 from server.store import Store
 
 LISTS = make_lists(200, 150, 40, seed=3)
@@ -49,7 +49,7 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "imported 150 records" in capsys.readouterr().out
     port = int(str(paths["port"]))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.Popen([sys.executable, "-m", "client.cli", "serve", "--config", str(paths["b"]),
+    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--config", str(paths["b"]),
                              "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         pki = tmp_path / "pki"

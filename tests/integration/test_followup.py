@@ -12,16 +12,16 @@ from pathlib import Path
 import grpc
 import pytest
 
+from agency.audit.chain import Verifier
+from agency.audit.verify import verify_log
+from agency.config import open_audit_log
+from agency.keys import public_key_path
 from client.api import MatchClient
+from demo.synthetic import make_lists
 from psi import followup
 from psi.errors import InputError, OutOfOrderError, RemoteError
-from psi.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
-from server.audit.chain import Verifier
-from server.audit.verify import verify_log
-from server.config import open_audit_log
-from server.keys import public_key_path
 from tests.conftest import LiveNode, make_config, tls_for
 
 LISTS = make_lists(120, 100, 20, seed=61)

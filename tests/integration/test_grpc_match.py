@@ -12,12 +12,12 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from client.api import ClientTls, MatchClient
+from demo.synthetic import make_lists
 from psi import parallel, tags
 from psi.errors import ParameterMismatchError, RemoteError
 from psi.messages import Mode
 from psi.profiles import STANDARD_PROFILE, Profile, Strength
 from psi.records import PartialDate, Record
-from psi.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from server.watchlist import erase_records, import_records

@@ -11,21 +11,21 @@ from pathlib import Path
 import grpc
 import pytest
 
+from agency.audit.chain import Verifier
+from agency.audit.verify import verify_log
+from agency.config import load_config
+from agency.file_lock import locked
+from agency.keys import ServerKey, load_or_create_key, public_key_path
+from cli.main import main
 from client.api import MatchClient
-from client.cli import main
+from demo.synthetic import make_lists
 from psi import oprf, parallel
 from psi.errors import ConfigurationError, RemoteError
 from psi.records import IdentityDocument, PartialDate, Record
-from psi.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from server import store as store_module
 from server.app import create_server, open_node
-from server.audit.chain import Verifier
-from server.audit.verify import verify_log
-from server.config import load_config
-from server.file_lock import locked
-from server.keys import ServerKey, load_or_create_key, public_key_path
 from server.rotation import rotate_key
 from server.store import Store
 from server.watchlist import import_records

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from client.api import MatchClient
+from demo.synthetic import make_lists
 from psi.messages import Mode
-from psi.synthetic import make_lists
 from tests.conftest import LiveNode, tls_for
 
 LISTS = make_lists(150, 120, 30, seed=51)

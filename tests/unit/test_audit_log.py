@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 from Crypto.PublicKey import ECC
 
+from agency.audit.chain import Signer, Verifier
+from agency.audit.export import export_case, verify_export
+from agency.audit.log import AuditLog
+from agency.audit.prune import prune_log
+from agency.audit.verify import sidecar_path, verify_log
 from psi.errors import AuditError, InputError
-from server.audit.chain import Signer, Verifier
-from server.audit.export import export_case, verify_export
-from server.audit.log import AuditLog
-from server.audit.prune import prune_log
-from server.audit.verify import sidecar_path, verify_log
 
 SIGNER = Signer(ECC.generate(curve="Ed25519"))
 VERIFIER = Verifier(SIGNER.public_pem())

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from agency.keys import load_or_create_key
 from psi.errors import ConfigurationError
-from server.keys import load_or_create_key
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,10 +5,10 @@ from pathlib import Path
 
 import pytest
 
+from demo.synthetic import make_lists
 from psi.errors import RecordError
 from psi.record_parsing import CSV_COLUMNS, format_csv, format_jsonl, parse_records
 from psi.records import IdentityDocument, PartialDate, Record
-from psi.synthetic import make_lists
 
 
 @pytest.mark.parametrize(("text", "date"), [

@@ -9,6 +9,7 @@ from dataclasses import replace
 import pytest
 import rbcl
 
+from demo.synthetic import make_lists
 from psi import oprf, parallel
 from psi.client_query import CardinalityQuery, IntersectionQuery
 from psi.errors import (
@@ -24,7 +25,6 @@ from psi.messages import BlindedBatch, Done, EvaluatedBatch, Finish, Limits, Mod
 from psi.profiles import EXACT_PROFILE
 from psi.records import IdentityDocument, PartialDate, Record
 from psi.server_session import ServerSession, evaluate_packed
-from psi.synthetic import make_lists
 from tests.protocol_helpers import parameters_for, run_in_memory, snapshot_for
 
 KEY = oprf.generate_key()

@@ -13,13 +13,13 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from agency.audit.log import utc_now
+from agency.config import NodeConfig, load_config, open_audit_log
 from client.api import ClientTls, MatchClient
 from psi.client_query import Hit
 from psi.errors import InputError
 from psi.messages import FollowUpStatus
 from psi.profiles import Strength
-from server.audit.log import utc_now
-from server.config import NodeConfig, load_config, open_audit_log
 from server.followups import FIELDS, FollowUp, FollowUpDesk
 from server.store import Store
 

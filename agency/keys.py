@@ -10,9 +10,9 @@ from pathlib import Path
 
 from Crypto.PublicKey import ECC
 
+from agency.audit.chain import Signer
 from psi import group, oprf
 from psi.errors import ConfigurationError
-from server.audit.chain import Signer
 
 
 @dataclass(frozen=True)

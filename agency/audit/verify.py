@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.audit.chain import (
+from agency.audit.chain import (
     GENESIS,
     Verifier,
     base_message,

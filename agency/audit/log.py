@@ -16,10 +16,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agency.audit.chain import Signer, Verifier, checkpoint_line, make_entry
+from agency.audit.verify import LogState, scan, sidecar_path
+from agency.file_lock import locked
 from psi.errors import AuditError
-from server.audit.chain import Signer, Verifier, checkpoint_line, make_entry
-from server.audit.verify import LogState, scan, sidecar_path
-from server.file_lock import locked
 
 Clock = Callable[[], dt.datetime]
 

@@ -38,12 +38,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from agency.agreements import Agreement, parse_agreements
+from agency.audit.log import AuditLog
+from agency.keys import load_or_create_signing_key
 from psi.errors import ConfigurationError
 from psi.messages import Limits
 from psi.profiles import PROFILES, Profile
-from server.audit.log import AuditLog
-from server.keys import load_or_create_signing_key
-from server.policy import Agreement, parse_agreements
 
 DEFAULT_PROFILE = "standard/1"  # matches across spellings and scripts (docs/matching.md)
 

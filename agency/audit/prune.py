@@ -12,11 +12,11 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from agency.audit.chain import Signer, Verifier, base_line, checkpoint_line, make_entry
+from agency.audit.log import Clock, timestamp, utc_now, write_atomically
+from agency.audit.verify import scan, sidecar_path, split_lines
+from agency.file_lock import locked
 from psi.errors import InputError
-from server.audit.chain import Signer, Verifier, base_line, checkpoint_line, make_entry
-from server.audit.log import Clock, timestamp, utc_now, write_atomically
-from server.audit.verify import scan, sidecar_path, split_lines
-from server.file_lock import locked
 
 
 @dataclass(frozen=True)

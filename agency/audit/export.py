@@ -11,9 +11,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agency.audit.chain import Verifier, chain_hash, checkpoint_message, entry_digest
+from agency.audit.verify import verify_log
 from psi.errors import InputError
-from server.audit.chain import Verifier, chain_hash, checkpoint_message, entry_digest
-from server.audit.verify import verify_log
 
 FORMAT = "psi-audit-export-v1"
 

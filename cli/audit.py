@@ -13,14 +13,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from agency.audit.chain import Verifier
+from agency.audit.export import export_case, verify_export
+from agency.audit.prune import prune_log
+from agency.audit.report import COLUMNS, Counts, Report, build_report, parse_day, to_csv, to_html, to_json
+from agency.audit.verify import Verdict, verify_log
+from agency.config import load_config
+from agency.keys import load_or_create_signing_key
 from psi.errors import InputError
-from server.audit.chain import Verifier
-from server.audit.export import export_case, verify_export
-from server.audit.prune import prune_log
-from server.audit.report import COLUMNS, Counts, Report, build_report, parse_day, to_csv, to_html, to_json
-from server.audit.verify import Verdict, verify_log
-from server.config import load_config
-from server.keys import load_or_create_signing_key
 
 console = Console()
 
@@ -98,7 +98,7 @@ def _bodies(log: Path, verdict: Verdict | None) -> list[dict[str, Any]]:
     """Entry bodies, as far as the log verifies (or parses, when no key was given)."""
     if verdict is not None:
         return [body for _, body in verdict.state.entries]
-    from server.audit.verify import scan  # noqa: PLC0415  (unverified read, only on request)
+    from agency.audit.verify import scan  # noqa: PLC0415  (unverified read, only on request)
 
     return [body for _, body in scan(log.read_bytes()).entries]
 

@@ -1,4 +1,4 @@
-"""The bodies of audit entries: who, why, what and how much, never a raw identifier.
+"""The bodies of the answering node's and the list owner's audit entries, never a raw identifier.
 
 Fields follow the LED (EU 2016/680) Article 25 logging duties: justification
 (purpose, case), date and time (added by the log), who consulted (partner
@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from psi.client_query import MatchResult
-from psi.messages import FollowUpStatus, Mode, Parameters, SessionStart
+from psi.messages import Mode, Parameters, SessionStart
 
 
 def _start_fields(start: SessionStart | None) -> dict[str, Any]:
@@ -44,25 +43,6 @@ def refused(partner: str, rpc: str, status: str, message: str, start: SessionSta
             "message": message}
 
 
-def query_made(partner: str, params: Parameters, result: MatchResult, *, purpose: str, case: str,
-               operator: str, request_id: str, session_id: str) -> dict[str, Any]:
-    """This node queried a partner; hit ids are this node's own record ids."""
-    return {"operation": "query.made", "role": "client", "partner": partner, "purpose": purpose,
-            "case": case, "operator": operator, "mode": result.mode.value, "suite": params.suite,
-            "profile": params.profile_id, "key_epoch": params.key_epoch, "list_id": params.list_id,
-            "request_id": request_id, "session_id": session_id, "client_records": result.records,
-            "client_elements": result.keys,
-            "server_records": params.list_size, "hits": result.hit_records,
-            "hit_record_ids": sorted({h.record_id for h in result.hits}), "outcome": "ok", "status": "OK"}
-
-
-def query_failed(partner: str, *, purpose: str, case: str, operator: str, request_id: str, mode: Mode,
-                 status: str, message: str) -> dict[str, Any]:
-    return {"operation": "query.made", "role": "client", "partner": partner, "purpose": purpose,
-            "case": case, "operator": operator, "mode": mode.value, "request_id": request_id,
-            "outcome": "refused", "status": status, "message": message}
-
-
 def watchlist_changed(operation: str, operator: str, list_id: str, *, added: int = 0, updated: int = 0,
                       erased: int = 0, erased_ids: list[str] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"operation": operation, "role": "owner", "operator": operator, "list_id": list_id,
@@ -92,18 +72,3 @@ def followup(item: dict[str, Any], operation: str, role: str) -> dict[str, Any]:
     if role == "server":
         body["hit_record_ids"] = [item["record_id"]]
     return body
-
-
-def followup_requested(partner: str, status: FollowUpStatus, record_id: str, *, purpose: str, case: str,
-                       officer: str) -> dict[str, Any]:
-    return {"operation": "followup.requested", "role": "client", "partner": partner,
-            "followup_id": status.followup_id, "reference": status.reference, "purpose": purpose, "case": case,
-            "operator": officer, "deadline": status.deadline, "hit_record_ids": [record_id], "outcome": "ok",
-            "status": "OK"}
-
-
-def followup_answered(partner: str, status: FollowUpStatus) -> dict[str, Any]:
-    """The requester received approved fields (their names only)."""
-    return {"operation": "followup.received", "role": "client", "partner": partner,
-            "followup_id": status.followup_id, "reference": status.reference, "decided_by": status.decided_by,
-            "fields_received": sorted(name for name, _ in status.fields), "outcome": "ok", "status": "OK"}

@@ -21,17 +21,17 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from agency.config import load_config, open_audit_log
+from cli.audit import add_audit_commands
+from cli.followup import add_followup_commands
+from cli.pki import init_pki
+from cli.record_files import read_records
 from client.api import ClientTls, MatchClient, ProgressCallback
-from client.audit_cli import add_audit_commands
-from client.followup_cli import add_followup_commands
-from client.record_files import read_records
 from psi.client_query import MatchResult
 from psi.errors import PsiError
 from psi.messages import Mode
 from psi.profiles import PROFILES, Profile, Strength
 from server.app import serve
-from server.config import load_config, open_audit_log
-from server.pki import init_pki
 from server.rotation import rotate_key
 from server.watchlist import erase_records, import_records
 

@@ -1,0 +1,1 @@
+"""The `psi` command line: node administration, matching, follow-ups and the officers' audit tools."""
