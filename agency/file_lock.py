@@ -1,4 +1,21 @@
-"""Exclusive locks shared by a node's processes (the server, imports, rotations, officer commands)."""
+"""The node's locks and the one order in which they are taken (this module owns it).
+
+A node's processes (the server, imports, rotations, officer commands) share a
+data dir; its threads share one store connection. Locks, outermost first:
+
+    1. the list lock        flock on watchlist.sqlite.lock (`locked(store_path)`): one change of the
+                            list, key or follow-up state at a time; start-up reconciliation and
+                            migrations run under it, so none of them sees another half done
+    2. Node._lock           the current key and tag snapshot of a serving node
+    3. Admission._lock      budget reservations, together with the store write they guard
+    4. the store            Store._lock (its one connection) then SQLite's write lock (BEGIN IMMEDIATE)
+    5. the audit log        AuditLog._lock then flock on audit.log.lock: a leaf, never held while
+                            taking another lock
+
+A lock is only taken while holding locks above it in this list. The audit
+log is written outside store transactions (an intent before, an outcome
+after, server.recovery): its fsync never holds up the store's writers.
+"""
 
 from __future__ import annotations
 

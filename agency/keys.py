@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
@@ -11,6 +12,7 @@ from pathlib import Path
 from Crypto.PublicKey import ECC
 
 from agency.audit.chain import Signer
+from agency.audit.log import write_all, write_failure
 from psi import group, oprf
 from psi.errors import ConfigurationError
 
@@ -37,11 +39,15 @@ def _key_json(key: ServerKey) -> str:
 
 
 def replace_key(path: Path, key: ServerKey) -> None:
-    """Atomically install a new key file (mode 0600) in place of the old one."""
+    """Atomically install a new key file (mode 0600) in place of the old one, or keep the old one."""
     tmp = path.with_name(path.name + ".new")
     tmp.unlink(missing_ok=True)
     _create_private(tmp, _key_json(key))
-    os.replace(tmp, path)
+    try:
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigurationError(write_failure(f"the key file {path}", exc)) from None
     fd = os.open(path.parent, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -49,16 +55,32 @@ def replace_key(path: Path, key: ServerKey) -> None:
         os.close(fd)
 
 
-def load_or_create_key(path: Path) -> ServerKey:
-    """Load the key, or create epoch 1 with mode 0600 if there is none."""
-    if not path.exists():
-        key = ServerKey(1, oprf.generate_key())
-        _create_private(path, _key_json(key))
-        return key
-    _check_permissions(path)
+def key_fingerprint(key: ServerKey) -> str:
+    """Names a key without revealing it: SHA-256 of its public key k*G (hex), as stored per epoch."""
+    return hashlib.sha256(group.scalar_mult_base(key.secret)).hexdigest()
+
+
+def create_key(path: Path, epoch: int) -> ServerKey:
+    """A fresh key of `epoch` in a new file (mode 0600); refuses to replace an existing one."""
+    key = ServerKey(epoch, oprf.generate_key())
     try:
+        _create_private(path, _key_json(key))
+    except FileExistsError:
+        raise ConfigurationError(f"key file {path} already exists; a node's key is never replaced by a new one "
+                                 "(use `psi keys rotate`)") from None
+    return key
+
+
+def load_key(path: Path) -> ServerKey:
+    """Read a key file; never creates one. Raises ConfigurationError saying what is wrong."""
+    try:
+        _check_permissions(path)
         doc = json.loads(path.read_text())
         key = ServerKey(int(doc["epoch"]), bytes.fromhex(doc["key"]))
+    except FileNotFoundError:
+        raise ConfigurationError(f"key file {path} is missing") from None
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read key file {path}: {exc.strerror}") from None
     except (ValueError, KeyError, TypeError):
         raise ConfigurationError(f"key file {path} is unreadable") from None
     canonical = int.from_bytes(key.secret, "little") < group.ORDER
@@ -69,12 +91,17 @@ def load_or_create_key(path: Path) -> ServerKey:
 
 
 def _create_private(path: Path, text: str) -> None:
+    """Create `path` (0600) holding `text`, durably; on failure no partial file is left."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
+    try:
+        write_all(fd, text.encode())
+        os.fsync(fd)
+    except OSError as exc:
+        path.unlink(missing_ok=True)
+        raise ConfigurationError(write_failure(f"the key file {path}", exc)) from None
+    finally:
+        os.close(fd)
 
 
 def public_key_path(signing_key: Path) -> Path:

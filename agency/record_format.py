@@ -1,16 +1,22 @@
-"""How a stored record is written: canonical JSON, the same bytes for the same record."""
+"""How a stored record is written: canonical JSON, the same bytes for the same record.
+
+Each document carries its format version (`"v"`); documents of the first
+format, written before versions were, have none and read as version 1.
+"""
 
 from __future__ import annotations
 
 import json
 
+from psi.errors import ConfigurationError
 from psi.records import IdentityDocument, PartialDate, Record
 
+FORMAT_VERSION = 1
 _JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True)  # one encoder: json.dumps builds one per call
 
 
 def record_to_json(record: Record) -> str:
-    doc = {"record_id": record.record_id, "name": record.name,
+    doc = {"v": FORMAT_VERSION, "record_id": record.record_id, "name": record.name,
            "birth_date": record.birth_date.isoformat() if record.birth_date else None,
            "nationality": record.nationality, "reference": record.reference, "category": record.category,
            "documents": [{"doc_type": d.doc_type, "number": d.number, "country": d.country}
@@ -22,6 +28,11 @@ def record_to_json(record: Record) -> str:
 
 def record_from_json(text: str) -> Record:
     doc = json.loads(text)
+    version = doc.get("v", 1)
+    if version != FORMAT_VERSION:
+        raise ConfigurationError(
+            f"stored record '{doc.get('record_id', '?')}' has format version {version}, which this code does not "
+            f"know (it reads version {FORMAT_VERSION}); upgrade the software to read this store")
     return Record(
         record_id=doc["record_id"], name=doc["name"],
         birth_date=PartialDate.parse(doc["birth_date"]) if doc["birth_date"] else None,

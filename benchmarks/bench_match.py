@@ -23,9 +23,8 @@ from harness import ROOT, make_node, peak_rss_mib, serving
 from rich.console import Console
 from rich.table import Table
 
-from client.api import MatchClient
+from client.api import MatchClient, worker_pool
 from demo.synthetic import make_lists
-from psi import parallel
 from psi.profiles import EXACT_PROFILE
 from psi.records import Record
 
@@ -76,7 +75,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/match.json")
     args = parser.parse_args()
     n = 1 << args.log2
-    parallel.start()  # workers up before timing, as the peer's library is loaded before its clock starts
+    worker_pool().start()  # workers up before timing, as the peer's library is loaded before its clock starts
     lists = make_lists(n, n, n // 2, seed=args.log2)
     refs = {r.record_id: r.reference for r in lists.b}
     expected = {(a, refs[b]) for a, b in lists.overlap}

@@ -30,9 +30,8 @@ from rich.progress import Progress
 from rich.table import Table
 
 from agency.config import load_config
-from client.api import MatchClient, Traffic
+from client.api import MatchClient, Traffic, worker_pool
 from demo.synthetic import make_lists
-from psi import parallel
 from psi.records import Record
 from server.rotation import rotate_key
 from server.watchlist import import_records
@@ -193,7 +192,7 @@ def main() -> int:
     results: dict[str, Any] = {"cpus": os.cpu_count(), "machine": platform.platform(),
                                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "balanced": []}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    parallel.start()  # workers up before timing, as the peer's library is loaded before its clock starts
+    worker_pool().start()  # workers up before timing, as the peer's library is loaded before its clock starts
     with Progress(console=console) as progress:
         task = progress.add_task("benchmarks", total=len(sizes) + 1)
         for log2 in sizes:

@@ -93,7 +93,7 @@ def _desk(config: NodeConfig) -> Iterator[FollowUpDesk]:
     """The node's follow-up desk; its audit log is signed and closed afterwards."""
     store, audit = Store(config.store_path), open_audit_log(config)
     try:
-        yield FollowUpDesk(store, audit)
+        yield FollowUpDesk(store, audit, config.data_dir)
     finally:
         audit.close()
         store.close()

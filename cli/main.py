@@ -31,8 +31,9 @@ from psi.client_query import MatchResult
 from psi.errors import PsiError
 from psi.messages import Mode
 from psi.profiles import PROFILES, Profile, Strength
+from psi.workers import WorkerPool
 from server.app import serve
-from server.rotation import rotate_key
+from server.rotation import init_key, rotate_key
 from server.watchlist import erase_records, import_records
 
 console = Console(stderr=True)
@@ -79,8 +80,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_watchlist_import(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     records = read_records(args.file, args.format, require_reference=True)
-    with progress_bar(not args.quiet) as update:
-        report = import_records(config, records, args.operator, _store_progress("import", update))
+    with WorkerPool() as pool, progress_bar(not args.quiet) as update:
+        report = import_records(config, records, args.operator, _store_progress("import", update), pool)
     print(f"imported {report.records} records ({report.added} new, {report.updated} updated; "
           f"{report.match_keys} match keys); "
           f"list '{config.list_id}' now holds {report.list_size} records, version {report.list_version}")
@@ -95,10 +96,16 @@ def cmd_watchlist_erase(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys_init(args: argparse.Namespace) -> int:
+    epoch, fingerprint = init_key(load_config(args.config), args.operator)
+    print(f"OPRF key epoch {epoch}, fingerprint {fingerprint}")
+    return 0
+
+
 def cmd_keys_rotate(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    with progress_bar(not args.quiet) as update:
-        rotation = rotate_key(config, args.operator, _store_progress("tags", update))
+    with WorkerPool() as pool, progress_bar(not args.quiet) as update:
+        rotation = rotate_key(config, args.operator, _store_progress("tags", update), pool)
     print(f"key epoch {rotation.old_epoch} -> {rotation.new_epoch}: {rotation.tags} tags recomputed, "
           "the old epoch's tags dropped; partners must fetch the parameters again")
     return 0
@@ -151,6 +158,19 @@ def cmd_match(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_keys_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    keys = sub.add_parser("keys", help="the node's OPRF key").add_subparsers(dest="keys", required=True)
+    init_keys = keys.add_parser("init", help="create the node's OPRF key (a new node does so on its first start)")
+    init_keys.add_argument("--config", type=Path, required=True, help="this node's config file")
+    init_keys.add_argument("--operator", default=getpass.getuser(), help="who creates it (for the audit log)")
+    init_keys.set_defaults(func=cmd_keys_init)
+    rotate = keys.add_parser("rotate", help="start a new key epoch (recomputes the tags)")
+    rotate.add_argument("--config", type=Path, required=True)
+    rotate.add_argument("--operator", default=getpass.getuser(), help="who rotates (for the audit log)")
+    rotate.add_argument("--quiet", action="store_true")
+    rotate.set_defaults(func=cmd_keys_rotate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psi", description="Private matching of wanted-person lists.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -180,12 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     erase.add_argument("--operator", default=getpass.getuser(), help="who erases (for the audit log)")
     erase.set_defaults(func=cmd_watchlist_erase)
 
-    keys = sub.add_parser("keys", help="the node's OPRF key").add_subparsers(dest="keys", required=True)
-    rotate = keys.add_parser("rotate", help="start a new key epoch (recomputes the tags)")
-    rotate.add_argument("--config", type=Path, required=True)
-    rotate.add_argument("--operator", default=getpass.getuser(), help="who rotates (for the audit log)")
-    rotate.add_argument("--quiet", action="store_true")
-    rotate.set_defaults(func=cmd_keys_rotate)
+    _add_keys_commands(sub)
 
     match = sub.add_parser("match", help="privately match a file against a partner node")
     match.add_argument("--server", required=True, help="HOST:PORT of the partner node")

@@ -3,19 +3,25 @@
     with MatchClient("partner.example:50051", ClientTls(ca, cert, key)) as client:
         result = client.match(records, purpose="...", case_reference="...")
 
-Raises PsiError subclasses only: RemoteError for a refused call (with the
-gRPC status name), ParameterMismatchError when the partner's suite or
-profile differ, StaleStateError when its key rotated mid-exchange.
+Raises PsiError subclasses only. A refused call is a RemoteError (with the
+gRPC status name and the partner's details) that is also the core error its
+status stands for (`client.errors`): catch StaleStateError to match again after
+a key rotation or list change, BudgetExceededError for a used-up budget or rate,
+PermissionDeniedError for a request outside the agreement. ParameterMismatchError
+also comes from this side when the partner's suite or profile differ.
+
+Group operations run on an `Executor`: by default this process's `worker_pool()`,
+whose workers start on the first query large enough to need them (or `start()`).
 """
 
 from __future__ import annotations
 
-import itertools
+import queue
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -28,6 +34,7 @@ from google.protobuf.message import Message
 
 from client import audit_events as events
 from client.audit_events import AuditSink
+from client.errors import remote_error
 from client.tag_cache import CachedTags, TagCache
 from psi import followup
 from psi.client_query import CardinalityQuery, Hit, IntersectionQuery, MatchResult
@@ -39,20 +46,24 @@ from psi.errors import (
     RemoteError,
     StaleStateError,
 )
+from psi.executor import Executor
 from psi.messages import (
     ClientMessage,
+    Done,
     EvaluatedBatch,
     Finish,
     FollowUpStatus,
     Mode,
     Parameters,
     Progress,
+    ServerMessage,
     SessionAccepted,
-    TagChunk,
 )
 from psi.profiles import PROFILES, Profile
 from psi.records import Record
-from psi.tagset import TagIndex, apply_delta
+from psi.tag_sync import TagRequest, TagSync
+from psi.tagset import TagIndex
+from psi.workers import WorkerPool
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
@@ -60,7 +71,18 @@ from psiwire import matching_pb2_grpc as pb_grpc
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 M = TypeVar("M", bound=Message)
 _RESUMABLE = {grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED}
-_MAX_RESUMES = 3
+_IN_FLIGHT = 8  # Evaluate messages sent ahead of their replies: keeps the partner busy, bounds the blinds held
+_workers_lock = threading.Lock()
+_workers: WorkerPool | None = None
+
+
+def worker_pool() -> WorkerPool:
+    """This process's worker pool for the queries' group operations, made on first use (workers start later)."""
+    global _workers  # noqa: PLW0603  (one pool per client process)
+    with _workers_lock:
+        if _workers is None:
+            _workers = WorkerPool()
+        return _workers
 
 
 @dataclass(frozen=True)
@@ -93,12 +115,6 @@ class ClientTls:
         return str(names[0].value)
 
 
-def _remote(exc: grpc.RpcError) -> RemoteError:
-    code = exc.code() if isinstance(exc, grpc.Call) else grpc.StatusCode.UNKNOWN
-    details = exc.details() if isinstance(exc, grpc.Call) else str(exc)
-    return RemoteError(code.name, details or "no details")
-
-
 def wait_for_node(target: str, tls: ClientTls, *, seconds: float = 60.0,
                   alive: Callable[[], bool] = lambda: True) -> None:
     """Block until the node at `target` answers GetParameters; raise RemoteError after `seconds`."""
@@ -125,10 +141,10 @@ class Traffic:
 
 
 class MatchClient:
-    """One mutual-TLS channel to one partner node."""
+    """One mutual-TLS channel to one partner node; queries run their group operations on `executor`."""
 
     def __init__(self, target: str, tls: ClientTls, *, server_name: str | None = None,
-                 timeout: float = 3600.0, cache_dir: Path | None = None) -> None:
+                 timeout: float = 3600.0, cache_dir: Path | None = None, executor: Executor | None = None) -> None:
         options: list[tuple[str, int | str]] = [("grpc.max_receive_message_length", 64 << 20)]
         if server_name:
             options.append(("grpc.ssl_target_name_override", server_name))
@@ -138,6 +154,7 @@ class MatchClient:
         self._target = target
         self._identity = tls.identity()
         self._cache = TagCache(cache_dir) if cache_dir else None
+        self._executor = executor if executor is not None else worker_pool()
         self._indexes: dict[tuple[str, str, Mode], tuple[CachedTags, TagIndex]] = {}  # warm, in this process
         self.traffic = Traffic()
 
@@ -159,7 +176,7 @@ class MatchClient:
         try:
             reply = self._stub.GetParameters(pb.GetParametersRequest(list_id=list_id), timeout=60)
         except grpc.RpcError as exc:
-            raise _remote(exc) from None
+            raise remote_error(exc) from None
         return codec.parameters_from_pb(reply)
 
     def fetch_tags(self, params: Parameters, mode: Mode,
@@ -167,20 +184,17 @@ class MatchClient:
         """The partner's tag set for this epoch.
 
         With a cache, an unchanged set costs no transfer and a changed one only its changes;
-        a full transfer resumes from the last offset if the stream drops.
+        `TagSync` decides what to ask for and what a broken stream means.
         """
         slot = (params.node_id, params.list_id, mode)
-        held = self._indexes.get(slot)
-        if held and (held[0].key_epoch, held[0].tag_length, held[0].list_version) == (
-                params.key_epoch, params.tag_length, params.list_version):
-            return held[1]  # this process already holds exactly this set
-        cached = held[0] if held else (self._cache.load(*slot) if self._cache else None)
-        if cached and (cached.key_epoch, cached.tag_length) != (params.key_epoch, params.tag_length):
-            cached = None  # another epoch or tag length: its tags are of no use
-        if cached and cached.list_version == params.list_version:
-            tags, labels, version = cached.tags, cached.labels, cached.list_version
-        else:
-            tags, labels, version = self._stream_tags(params, mode, cached, progress)
+        warm = self._indexes.get(slot)
+        cached = warm[0] if warm else (self._cache.load(*slot) if self._cache else None)
+        sync = TagSync(params, mode, cached)
+        if warm and sync.done:
+            return warm[1]  # this process already holds exactly this set
+        while (request := sync.next_request()) is not None:
+            self._stream_tags(params.list_id, request, sync, progress)
+        tags, labels, version = sync.result()
         fresh = CachedTags(params.node_id, params.list_id, mode, params.key_epoch, version, params.tag_length,
                            tags, labels)
         if self._cache and fresh != cached:
@@ -189,51 +203,25 @@ class MatchClient:
         self._indexes[slot] = (fresh, index)
         return index
 
-    def _stream_tags(self, params: Parameters, mode: Mode, cached: CachedTags | None,
-                     progress: ProgressCallback | None) -> tuple[bytes, Sequence[bytes], int]:
-        tags = bytearray()
-        labels: list[bytes] = []
-        received = version = 0
-        total = params.tag_count
-        since = cached.list_version if cached else 0
-        for attempt in itertools.count():
-            request = pb.StreamTagsRequest(list_id=params.list_id, mode=codec.mode_to_pb(mode),
-                                           key_epoch=params.key_epoch, list_version=version, offset=received,
-                                           since_version=since, cached_tag_length=params.tag_length)
-            try:
-                self.traffic.sent += request.ByteSize()
-                chunks = (codec.tag_chunk_from_pb(self._count(m))
-                          for m in self._stub.StreamTags(request, timeout=self._timeout))
-                deltas: list[TagChunk] = []
-                for chunk in chunks:
-                    if chunk.key_epoch != params.key_epoch:
-                        raise StaleStateError("the partner's key epoch changed; match again")
-                    if chunk.delta and cached:
-                        deltas.append(chunk)
-                        continue
-                    if chunk.offset != received:
-                        raise MalformedMessageError(f"tag chunk at offset {chunk.offset}, expected {received}")
-                    version, total = chunk.list_version, chunk.total
-                    tags += chunk.tags
-                    labels.extend(chunk.labels)
-                    received += len(chunk.tags) // params.tag_length
-                    if progress:
-                        progress("tags", received, total)
-                if cached and deltas:
-                    merged, merged_labels = apply_delta(cached.tags, cached.labels, params.tag_length, deltas)
-                    if len(merged) // params.tag_length != deltas[0].total:
-                        raise MalformedMessageError("the partner's changes do not add up to its tag count")
-                    if progress:
-                        progress("tags", deltas[0].total, deltas[0].total)
-                    return merged, merged_labels, deltas[0].list_version
-                break
-            except grpc.RpcError as exc:
-                if exc.code() not in _RESUMABLE or attempt >= _MAX_RESUMES:
-                    raise _remote(exc) from None
-                since = 0 if received else since  # a broken full transfer resumes as a full one
-        if received != total:
-            raise MalformedMessageError(f"received {received} of {total} tags")
-        return bytes(tags), labels, version
+    def _stream_tags(self, list_id: str, request: TagRequest, sync: TagSync,
+                     progress: ProgressCallback | None) -> None:
+        """One StreamTags call into `sync`, which resumes, falls back or raises when it breaks."""
+        message = codec.tag_request_to_pb(request, list_id)
+        self.traffic.sent += message.ByteSize()
+        call = self._stub.StreamTags(message, timeout=self._timeout)
+        try:
+            for chunk in call:
+                sync.receive(codec.tag_chunk_from_pb(self._count(chunk)))
+                if progress:
+                    progress("tags", *sync.progress)
+            sync.stream_ended()
+        except grpc.RpcError as exc:
+            sync.failed(remote_error(exc), resumable=exc.code() in _RESUMABLE)
+        except PsiError as exc:  # a chunk failed a check: stop this stream
+            call.cancel()
+            sync.failed(exc, resumable=False)
+        if progress and sync.done:
+            progress("tags", *sync.progress)
 
     def match(self, records: Sequence[Record], *, purpose: str, case_reference: str,
               operator: str = "", mode: Mode = Mode.INTERSECTION, profile: Profile | None = None,
@@ -256,19 +244,14 @@ class MatchClient:
                 raise ParameterMismatchError(f"the partner uses match profile '{params.profile_id}', "
                                              f"which this client does not know (known: {sorted(PROFILES)})")
             query = query_type(params, profile, records, purpose=purpose, case_reference=case_reference,
-                               operator=operator, request_id=request_id)
+                               operator=operator, request_id=request_id, executor=self._executor)
             if query.total_elements == 0:
                 result = MatchResult(mode, len(records), 0, 0)
             else:
-                with ThreadPoolExecutor(max_workers=1) as pool:
-                    tags_future = pool.submit(self.fetch_tags, params, mode, progress)
-
-                    def look_up_finalized() -> None:  # while the exchange runs, rather than after it
-                        if isinstance(query, IntersectionQuery) and tags_future.done() and not tags_future.exception():
-                            query.look_up(tags_future.result())
-
-                    session_id = self._evaluate(query, progress, look_up_finalized)
-                    index = tags_future.result()
+                with ThreadPoolExecutor(max_workers=1) as pool:  # the tags arrive while the exchange runs
+                    tags = pool.submit(self.fetch_tags, params, mode, progress)
+                    session_id = self._evaluate(query, tags, progress)
+                    index = tags.result()
                 result = query.result(index)
         except PsiError as exc:
             if audit:
@@ -293,7 +276,7 @@ class MatchClient:
         try:
             status = codec.followup_status_from_pb(self._stub.RequestFollowUp(request, timeout=60))
         except grpc.RpcError as exc:
-            raise _remote(exc) from None
+            raise remote_error(exc) from None
         if audit:
             audit.append(events.followup_requested(self._target, status, hit.record_id, purpose=purpose,
                                                    case=case_reference, officer=officer))
@@ -305,46 +288,88 @@ class MatchClient:
             status = codec.followup_status_from_pb(
                 self._stub.GetFollowUp(pb.GetFollowUpRequest(followup_id=followup_id), timeout=60))
         except grpc.RpcError as exc:
-            raise _remote(exc) from None
+            raise remote_error(exc) from None
         if audit and status.fields:
             audit.append(events.followup_answered(self._target, status))
         return status
 
-    def _evaluate(self, query: IntersectionQuery | CardinalityQuery,
-                  progress: ProgressCallback | None, after_batch: Callable[[], None]) -> str:
-        total = query.total_elements
-        sent = threading.Event()
+    def _evaluate(self, query: IntersectionQuery | CardinalityQuery, tags: Future[TagIndex],
+                  progress: ProgressCallback | None) -> str:
+        return _Exchange(self._stub, self._timeout, self.traffic, query, tags, progress).run()
 
-        def requests() -> Iterator[pb.EvaluateRequest]:
-            steps: Iterator[ClientMessage] = itertools.chain([query.start_message()], query.batches(), [Finish()])
-            for msg in steps:
-                request = codec.client_message_to_pb(msg)
-                self.traffic.sent += request.ByteSize()
-                yield request
-            sent.set()
 
-        done = 0
-        session_id = ""
+class _Exchange:
+    """One Evaluate call, driven from the one thread that calls the query.
+
+    gRPC's sending thread only reads a queue of requests. The partner answers the start and
+    each batch with one message, so batches go at most _IN_FLIGHT ahead of the replies, and
+    finalized batches are looked up as soon as `tags` is done, while the exchange runs.
+    """
+
+    def __init__(self, stub: pb_grpc.MatchingStub, timeout: float, traffic: Traffic,
+                 query: IntersectionQuery | CardinalityQuery, tags: Future[TagIndex],
+                 progress: ProgressCallback | None) -> None:
+        self._query = query
+        self._tags = tags
+        self._progress = progress
+        self._traffic = traffic
+        self._evaluated = 0
+        self.session_id = ""
+        self._outbox: queue.SimpleQueue[pb.EvaluateRequest | None] = queue.SimpleQueue()
+        self._call = stub.Evaluate(self._requests(), timeout=timeout)
+
+    def _requests(self) -> Iterator[pb.EvaluateRequest]:
+        while (request := self._outbox.get()) is not None:
+            yield request
+
+    def _send(self, msg: ClientMessage) -> None:
+        request = codec.client_message_to_pb(msg)
+        self._traffic.sent += request.ByteSize()
+        self._outbox.put(request)
+
+    def run(self) -> str:
+        """The session id, once the partner is done."""
         try:
-            for reply in self._stub.Evaluate(requests(), timeout=self._timeout):
-                msg = codec.server_message_from_pb(self._count(reply))
-                if isinstance(msg, SessionAccepted):
-                    if msg.key_epoch != query.params.key_epoch:
-                        raise StaleStateError("the partner's key epoch changed; match again")
-                    session_id = msg.session_id
-                elif isinstance(msg, EvaluatedBatch):
-                    query.receive(msg)
-                    after_batch()
-                    done += len(msg.elements) // 32
-                    if progress and query.mode is Mode.INTERSECTION:
-                        progress("evaluate", done, total)
-                elif isinstance(msg, Progress):
-                    if progress:
-                        progress("evaluate", msg.received, total)
-                else:
-                    break
+            self._send(self._query.start_message())
+            owed = 1  # replies: one to the start, one to each batch
+            for batch in self._query.batches():
+                self._send(batch)
+                owed += 1
+                while owed > _IN_FLIGHT:
+                    self._take()
+                    owed -= 1
+            self._send(Finish())
+            self._outbox.put(None)
+            while not isinstance(self._take(), Done):
+                pass
         except grpc.RpcError as exc:
-            raise _remote(exc) from None
-        if not session_id or not sent.is_set():
+            raise remote_error(exc) from None
+        finally:
+            self._outbox.put(None)  # ends the request stream if an error left it open
+            self._call.cancel()  # nothing once the call has completed
+        if not self.session_id:
+            raise MalformedMessageError("the partner never accepted the session")
+        return self.session_id
+
+    def _take(self) -> ServerMessage:
+        """The next reply, handed to the query."""
+        reply = next(self._call, None)
+        if reply is None:
             raise MalformedMessageError("the partner ended the session early")
-        return session_id
+        self._traffic.received += reply.ByteSize()
+        msg = codec.server_message_from_pb(reply)
+        query, progress = self._query, self._progress
+        if isinstance(msg, SessionAccepted):
+            if msg.key_epoch != query.params.key_epoch:
+                raise StaleStateError("the partner's key epoch changed; match again")
+            self.session_id = msg.session_id
+        elif isinstance(msg, EvaluatedBatch):
+            query.receive(msg)
+            if isinstance(query, IntersectionQuery) and self._tags.done() and not self._tags.exception():
+                query.look_up(self._tags.result())
+            self._evaluated += len(msg.elements) // 32
+            if progress and query.mode is Mode.INTERSECTION:
+                progress("evaluate", self._evaluated, query.total_elements)
+        elif isinstance(msg, Progress) and progress:
+            progress("evaluate", msg.received, query.total_elements)
+        return msg

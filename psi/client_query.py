@@ -5,6 +5,10 @@ learns which records hit and the partner's sealed label for each.
 `CardinalityQuery` blinds every element with one scalar so that the server can
 shuffle the record groups; the client then learns only how many records hit.
 Blinds and PRF outputs stay in these objects and are never serialised.
+
+A query starts no threads and submits no job until its adapter drives it
+(`batches()`, `receive()`): its group operations run on the `Executor` it was
+given, inline by default. One thread makes every call on a query.
 """
 
 from __future__ import annotations
@@ -17,10 +21,11 @@ from dataclasses import dataclass, field
 
 import rbcl
 
-from psi import followup, group, oprf, parallel, tags
+from psi import followup, group, oprf, tags
 from psi.errors import MalformedMessageError, OutOfOrderError, ParameterMismatchError
+from psi.executor import INLINE, Executor, map_stream
 from psi.messages import PROTOCOL_VERSION, BlindedBatch, EvaluatedBatch, Mode, Parameters, SessionStart
-from psi.profiles import MatchKey, Profile, Strength
+from psi.profiles import Profile, Strength
 from psi.records import Record
 from psi.tagset import TagIndex
 
@@ -70,9 +75,10 @@ class _Query:
     mode: Mode
 
     def __init__(self, params: Parameters, profile: Profile, records: Sequence[Record],
-                 purpose: str, case_reference: str, operator: str, request_id: str) -> None:
+                 purpose: str, case_reference: str, operator: str, request_id: str, executor: Executor) -> None:
         check_parameters(params, profile, self.mode)
         self.params = params
+        self._executor = executor
         self.profile = profile
         self.records = list(records)
         self._purpose = purpose
@@ -128,23 +134,17 @@ class IntersectionQuery(_Query):
     mode = Mode.INTERSECTION
 
     def __init__(self, params: Parameters, profile: Profile, records: Sequence[Record], *,
-                 purpose: str, case_reference: str, operator: str = "", request_id: str = "") -> None:
-        super().__init__(params, profile, records, purpose, case_reference, operator, request_id)
+                 purpose: str, case_reference: str, operator: str = "", request_id: str = "",
+                 executor: Executor = INLINE) -> None:
+        super().__init__(params, profile, records, purpose, case_reference, operator, request_id, executor)
         # At least ~8 batches, so blinding, the partner's evaluation and finalizing overlap.
         self._batch_size = min(params.limits.max_batch_size, max(256, -(-len(self.records) // 8)))
-        self._inline = True  # until there are enough keys for the workers to be worth it
         self._blinding: deque[Future[tuple[list[bytes], bytes]]] = deque()
         self._pending: dict[int, list[bytes]] = {}
         self._finalizing: dict[int, Future[list[tuple[bytes, bytes]]]] = {}
         self._looked_up = 0  # batches looked up so far, in order
         self._found: dict[tuple[str, str, str], tuple[set[str], bytes]] = {}
-        self._items: list[tuple[int, MatchKey]] = []
-        # The first batches are blinded on the workers while the rest of the keys are derived.
-        for i, record in enumerate(self.records):
-            self._items.extend((i, k) for k in profile.match_keys(record))
-            self._inline = parallel.inline_for(len(self._items))
-            if not self._inline:
-                self._blind_ahead(0, len(self._items) // self._batch_size)
+        self._items = [(i, k) for i, record in enumerate(self.records) for k in profile.match_keys(record)]
 
     def __repr__(self) -> str:
         return f"IntersectionQuery(records={len(self.records)}, keys={len(self._items)})"
@@ -161,17 +161,19 @@ class IntersectionQuery(_Query):
         start = index * self._batch_size
         return [k.value for _, k in self._items[start:start + self._batch_size]]
 
-    def _blind_ahead(self, sent: int, ready: int) -> None:
-        """Start blinding batches before `ready`, at most a few ahead of the `sent` ones (bounded memory)."""
+    def _blind_ahead(self, sent: int) -> None:
+        """Start blinding the next batches, at most a few ahead of the `sent` ones (bounded memory)."""
         submitted = sent + len(self._blinding)
-        while submitted < ready and len(self._blinding) < 2 * parallel.worker_count():
-            self._blinding.append(parallel.submit(blind_values, self._values(submitted), inline=self._inline))
+        while submitted < self._batch_count and len(self._blinding) < 2 * self._executor.workers:
+            # Sized by the whole query: the executor keeps a small query's jobs in this thread.
+            self._blinding.append(self._executor.submit(blind_values, self._values(submitted),
+                                                        size=self.total_elements))
             submitted += 1
 
     def batches(self) -> Iterator[BlindedBatch]:
-        """Blind on all cores a few batches ahead, so sending overlaps blinding."""
+        """Blind on the executor a few batches ahead, so sending overlaps blinding."""
         for index in range(self._batch_count):
-            self._blind_ahead(index, self._batch_count)
+            self._blind_ahead(index)
             blinds, packed = self._blinding.popleft().result()
             self._pending[index] = blinds
             yield BlindedBatch(index, packed)
@@ -184,8 +186,8 @@ class IntersectionQuery(_Query):
             raise MalformedMessageError(
                 f"batch {msg.index}: expected {len(blinds)} evaluated elements, got {len(msg.elements)} bytes"
             )
-        self._finalizing[msg.index] = parallel.submit(
-            finalize_values, self._values(msg.index), blinds, msg.elements, inline=self._inline)
+        self._finalizing[msg.index] = self._executor.submit(
+            finalize_values, self._values(msg.index), blinds, msg.elements, size=self.total_elements)
 
     def look_up(self, index: TagIndex, *, wait: bool = False) -> None:
         """Look up the finalized batches, in order, among the partner's tags and open the labels.
@@ -232,8 +234,9 @@ class CardinalityQuery(_Query):
     mode = Mode.CARDINALITY
 
     def __init__(self, params: Parameters, profile: Profile, records: Sequence[Record], *,
-                 purpose: str, case_reference: str, operator: str = "", request_id: str = "") -> None:
-        super().__init__(params, profile, records, purpose, case_reference, operator, request_id)
+                 purpose: str, case_reference: str, operator: str = "", request_id: str = "",
+                 executor: Executor = INLINE) -> None:
+        super().__init__(params, profile, records, purpose, case_reference, operator, request_id, executor)
         keyed = [profile.match_keys(r) for r in self.records]
         self._group_size = max([1, *map(len, keyed)])
         if self._group_size > params.limits.max_batch_size:
@@ -259,8 +262,8 @@ class CardinalityQuery(_Query):
     def batches(self) -> Iterator[BlindedBatch]:
         per_batch = max(1, self.params.limits.max_batch_size // self._group_size)
         chunks = (self._groups[start:start + per_batch] for start in range(0, len(self._groups), per_batch))
-        running = parallel.map_stream(blind_groups, chunks, self._blind, self._group_size,
-                                      inline=parallel.inline_for(self.total_elements))
+        running = map_stream(self._executor, blind_groups, chunks, self._blind, self._group_size,
+                             size=self.total_elements)
         for index, packed in enumerate(running):
             yield BlindedBatch(index, b"".join(packed))
 
@@ -274,8 +277,7 @@ class CardinalityQuery(_Query):
             raise MalformedMessageError(f"batch {msg.index} goes past the {self.total_elements} elements sent")
         self._next_batch += 1
         self._received += count
-        self._unblinding.append(parallel.submit(unblind_materials, self._inverse, msg.elements,
-                                                inline=parallel.inline_for(count)))
+        self._unblinding.append(self._executor.submit(unblind_materials, self._inverse, msg.elements, size=count))
 
     def result(self, index: TagIndex) -> MatchResult:
         if self._received != self.total_elements:

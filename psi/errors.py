@@ -19,9 +19,12 @@
     ├── ReplayError              a request id used before
     ├── IdleTimeoutError         a stream stalled too long
     └── RemoteError              the partner refused a call (carries the gRPC status name)
+        └── Remote<Name>Error       one per mapped status, also the core class it names
+                                    (e.g. RemoteStaleStateError is a StaleStateError)
 
 The server maps these to gRPC status codes in one place (`server.status_codes`);
-the client maps status codes back (`client.errors`).
+the client maps status codes back in one place (`client.errors`), so a caller can
+catch StaleStateError or BudgetExceededError whichever side raised it.
 """
 
 from __future__ import annotations

@@ -3,8 +3,12 @@
     AWAIT_START --start--> ACTIVE --batch*--> ACTIVE --finish--> DONE
 
 Every message is checked before any group operation: the order of steps,
-the agreed epoch/profile/mode, sizes against the limits, and each element's
-encoding (canonical, non-identity). In cardinality mode the evaluations are
+the agreed epoch and profile, batch sizes, and each element's encoding
+(canonical, non-identity). Who may ask for which list, mode and query size
+is the node's admission (`server.admission`), decided before a session exists.
+The session runs no group operation itself: `batch` returns an
+`EvaluationJob` that the adapter's executor runs, and `evaluated` takes
+its result back. In cardinality mode the evaluations are
 held back and returned with the record groups shuffled, so the client can
 count hits but not place them.
 """
@@ -12,9 +16,10 @@ count hits but not place them.
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from psi import group, oprf, parallel
+from psi import group, oprf
 from psi.errors import (
     InputError,
     LimitExceededError,
@@ -23,6 +28,7 @@ from psi.errors import (
     ParameterMismatchError,
     StaleStateError,
 )
+from psi.executor import INLINE, Executor
 from psi.messages import (
     BlindedBatch,
     Done,
@@ -36,6 +42,7 @@ from psi.messages import (
 )
 
 _E = group.ELEMENT_BYTES
+_SLICE = 1024  # elements per job slice: enough to outweigh a worker round trip, small enough to share
 
 
 class _State(Enum):
@@ -44,7 +51,7 @@ class _State(Enum):
     DONE = auto()
 
 
-def _evaluate_slice(key: bytes, packed: bytes, batch_index: int, first: int) -> bytes:
+def evaluate_slice(key: bytes, packed: bytes, batch_index: int, first: int) -> bytes:
     """Validate and evaluate packed blinded elements; errors name the batch and element index."""
     out = []
     for i in range(0, len(packed), _E):
@@ -57,13 +64,20 @@ def _evaluate_slice(key: bytes, packed: bytes, batch_index: int, first: int) -> 
     return b"".join(out)
 
 
-def evaluate_packed(key: bytes, packed: bytes, batch_index: int) -> bytes:
-    """One batch's evaluations, split across the worker processes when it is large."""
-    count = len(packed) // _E
-    share = -(-count // parallel.worker_count())
-    inline = parallel.inline_for(count)
-    parts = [parallel.submit(_evaluate_slice, key, packed[first * _E:(first + share) * _E], batch_index, first,
-                             inline=inline) for first in range(0, count, share)]
+@dataclass(frozen=True)
+class EvaluationJob:
+    """One validated batch, cut into slices that the adapter's executor evaluates (`run_evaluation`)."""
+
+    index: int
+    count: int
+    slices: tuple[tuple[int, bytes], ...] = field(repr=False)  # (first element, packed elements)
+    key: bytes = field(repr=False)
+
+
+def run_evaluation(job: EvaluationJob, executor: Executor = INLINE) -> bytes:
+    """The job's evaluations, the slices run side by side on `executor`."""
+    parts = [executor.submit(evaluate_slice, job.key, packed, job.index, first, size=job.count)
+             for first, packed in job.slices]
     return b"".join(part.result() for part in parts)
 
 
@@ -80,6 +94,7 @@ class ServerSession:
         self._next_index = 0
         self.received = 0
         self._held: list[bytes] = []  # cardinality mode: evaluations kept until finish
+        self._evaluating = 0  # elements of the batch whose job is out
 
     def __repr__(self) -> str:  # never show the key
         return f"ServerSession(id={self.session_id!r}, state={self._state.name}, received={self.received})"
@@ -98,11 +113,6 @@ class ServerSession:
         p = self._params
         if not msg.purpose.strip() or not msg.case_reference.strip():
             raise InputError("a request needs a purpose (legal basis) and a case reference")
-        if msg.list_id != p.list_id:
-            raise ParameterMismatchError(
-                f"unknown list '{msg.list_id}'; this node serves '{p.list_id}'")
-        if msg.mode not in p.modes:
-            raise ParameterMismatchError(f"mode '{msg.mode.value}' is not offered")
         if msg.profile_id != p.profile_id or msg.profile_hash != p.profile_hash:
             raise ParameterMismatchError(
                 f"match profile differs: client '{msg.profile_id}', server '{p.profile_id}' "
@@ -113,10 +123,8 @@ class ServerSession:
                 f"key epoch {msg.key_epoch} is not the current epoch {p.key_epoch}; "
                 "fetch the parameters again"
             )
-        if not 0 < msg.total_elements <= p.limits.max_query_size:
-            raise LimitExceededError(
-                f"a query must have 1 to {p.limits.max_query_size} elements, got {msg.total_elements}"
-            )
+        if msg.total_elements < 1:  # the upper bound is the partner's agreement: server.admission
+            raise InputError("a query must announce at least 1 element")
         group_size = msg.group_size if msg.mode is Mode.CARDINALITY else 1
         if group_size < 1 or group_size > p.limits.max_batch_size or msg.total_elements % group_size:
             raise InputError(
@@ -127,9 +135,12 @@ class ServerSession:
         self._state = _State.ACTIVE
         return SessionAccepted(self.session_id, p.key_epoch)
 
-    def batch(self, msg: BlindedBatch) -> EvaluatedBatch | Progress:
+    def batch(self, msg: BlindedBatch) -> EvaluationJob:
+        """Check one batch and return the job that evaluates it; nothing is evaluated here."""
         if self._state is not _State.ACTIVE or self.start_message is None:
             raise OutOfOrderError("a batch must follow the session start and precede finish")
+        if self._evaluating:
+            raise OutOfOrderError(f"batch {msg.index} arrived before batch {self._next_index - 1} was evaluated")
         if msg.index != self._next_index:
             raise OutOfOrderError(f"expected batch {self._next_index}, got batch {msg.index}")
         if not msg.elements or len(msg.elements) % _E:
@@ -148,18 +159,27 @@ class ServerSession:
         group_size = self.start_message.group_size if self.mode is Mode.CARDINALITY else 1
         if count % group_size:
             raise InputError(f"batch {msg.index} must hold whole groups of {group_size} elements")
-        evaluated = evaluate_packed(self._key, msg.elements, msg.index)
         self._next_index += 1
-        self.received += count
+        self._evaluating = count
+        slices = tuple((first, msg.elements[first * _E:(first + _SLICE) * _E]) for first in range(0, count, _SLICE))
+        return EvaluationJob(msg.index, count, slices, self._key)
+
+    def evaluated(self, job: EvaluationJob, evaluated: bytes) -> EvaluatedBatch | Progress:
+        """Take the result of the job `batch` returned last: the reply (held back in cardinality mode)."""
+        if self._evaluating != job.count or job.index != self._next_index - 1 or len(evaluated) != job.count * _E:
+            raise OutOfOrderError(f"evaluation of batch {job.index} is not the one outstanding")
+        assert self.start_message is not None
+        self._evaluating = 0
+        self.received += job.count
         if self.mode is Mode.CARDINALITY:
             self._held.append(evaluated)
             return Progress(self.received, self.start_message.total_elements)
-        return EvaluatedBatch(msg.index, evaluated)
+        return EvaluatedBatch(job.index, evaluated)
 
     def finish(self, msg: Finish) -> list[EvaluatedBatch | Done]:
         del msg
-        if self._state is not _State.ACTIVE or self.start_message is None:
-            raise OutOfOrderError("finish must follow the session start")
+        if self._state is not _State.ACTIVE or self.start_message is None or self._evaluating:
+            raise OutOfOrderError("finish must follow the session start and the last evaluation")
         total = self.start_message.total_elements
         if self.received != total:
             raise OutOfOrderError(f"finish after {self.received} of {total} announced elements")

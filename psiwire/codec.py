@@ -23,6 +23,7 @@ from psi.messages import (
     SessionStart,
     TagChunk,
 )
+from psi.tag_sync import TagRequest
 from psiwire import matching_pb2 as pb
 
 _MODE_TO_PB = {Mode.INTERSECTION: pb.MODE_INTERSECTION, Mode.CARDINALITY: pb.MODE_CARDINALITY}
@@ -77,6 +78,17 @@ def tag_chunk_to_pb(c: TagChunk) -> pb.TagChunk:
 def tag_chunk_from_pb(m: pb.TagChunk) -> TagChunk:
     return TagChunk(m.key_epoch, m.list_version, m.offset, m.total, m.tags, tuple(m.labels), m.delta,
                     m.removed_tags, tuple(m.removed_labels))
+
+
+def tag_request_to_pb(r: TagRequest, list_id: str = "") -> pb.StreamTagsRequest:
+    return pb.StreamTagsRequest(list_id=list_id, mode=mode_to_pb(r.mode), key_epoch=r.key_epoch,
+                                list_version=r.list_version, offset=r.offset, since_version=r.since_version,
+                                cached_tag_length=r.cached_tag_length)
+
+
+def tag_request_from_pb(m: pb.StreamTagsRequest) -> TagRequest:
+    return TagRequest(mode_from_pb(m.mode), m.key_epoch, m.list_version, m.offset, m.since_version,
+                      m.cached_tag_length)
 
 
 def client_message_to_pb(msg: ClientMessage) -> pb.EvaluateRequest:

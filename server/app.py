@@ -13,11 +13,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from agency.config import NodeConfig, TlsConfig, open_audit_log
-from psi import parallel
 from psi.errors import ConfigurationError
+from psi.executor import INLINE, Executor
+from psi.workers import WorkerPool
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from server.node import Node
+from server.recovery import reconcile
 from server.service import MatchingService
 from server.store import Progress, Store
 
@@ -41,8 +43,12 @@ def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
     )
 
 
-def create_server(node: Node, address: str | None = None, max_workers: int = 32) -> tuple[grpc.Server, int]:
-    """A started-ready server bound to `address` (default: the config's); returns (server, port)."""
+def create_server(node: Node, address: str | None = None, max_workers: int = 32,
+                  executor: Executor = INLINE) -> tuple[grpc.Server, int]:
+    """A started-ready server bound to `address` (default: the config's); returns (server, port).
+
+    `executor` runs the evaluations (the process pool of `serve`; inline in small tests).
+    """
     limits = node.config.limits
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
@@ -51,11 +57,17 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 32)
             ("grpc.max_send_message_length", limits.max_message_bytes),
         ],
     )
-    pb_grpc.add_MatchingServicer_to_server(MatchingService(node), server)
+    pb_grpc.add_MatchingServicer_to_server(MatchingService(node, executor), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+
+    def report(serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, status)
+
+    node.on_serving = report
+    report(node.serving)
     reflection.enable_server_reflection(
         (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
@@ -71,18 +83,23 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 32)
     return server, port
 
 
-def open_node(config: NodeConfig, progress: Progress | None = None) -> Node:
-    """Open the store and key, and bring the tag cache to the current epoch."""
-    node = Node(config, Store(config.store_path), open_audit_log(config))
-    node.prepare(progress)
+def open_node(config: NodeConfig, progress: Progress | None = None, operator: str = "node",
+              executor: Executor = INLINE) -> Node:
+    """Open the store and key, settle what a crash left open, and bring the tags to the current epoch."""
+    store, audit = Store(config.store_path, executor), open_audit_log(config)
+    for note in reconcile(config, store, audit):
+        log.warning("%s", note)
+    node = Node(config, store, audit)
+    node.prepare(operator, progress)
     return node
 
 
 def serve(config: NodeConfig, progress: Progress | None = None) -> None:
     """Run until SIGINT or SIGTERM, then stop gracefully."""
-    node = open_node(config, progress)
-    parallel.start()
-    server, port = create_server(node)
+    pool = WorkerPool()
+    pool.start()  # before the store work, which uses it too, and before the first partner waits for it
+    node = open_node(config, progress, executor=pool)
+    server, port = create_server(node, executor=pool)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -92,4 +109,5 @@ def serve(config: NodeConfig, progress: Progress | None = None) -> None:
     stop.wait()
     server.stop(grace=5).wait()
     node.close()
+    pool.close()
     print(f"node {config.node_id} stopped", flush=True)

@@ -72,3 +72,26 @@ def followup(item: dict[str, Any], operation: str, role: str) -> dict[str, Any]:
     if role == "server":
         body["hit_record_ids"] = [item["record_id"]]
     return body
+
+
+def key_lifecycle(operation: str, operator: str, epoch: int, fingerprint: str) -> dict[str, Any]:
+    """A key created, adopted from an older store, or found unusable (operation key.*)."""
+    return {"operation": operation, "role": "owner", "operator": operator, "key_epoch": epoch,
+            "key_fingerprint": fingerprint, "outcome": "ok", "status": "OK"}
+
+
+def node_not_serving(reason: str) -> dict[str, Any]:
+    """The node stopped answering partners because it could not answer them correctly."""
+    return {"operation": "node.not_serving", "role": "owner", "outcome": "refused", "status": "UNAVAILABLE",
+            "message": reason}
+
+
+def recovered(operation: str, op_id: str, committed: bool) -> dict[str, Any]:
+    """At start-up: the outcome of an operation whose process died between its intent and its outcome."""
+    return {"operation": operation, "role": "owner", "recovered": True, "committed": committed}
+
+
+def list_change_intent(operation: str, operator: str, list_id: str, records: int) -> dict[str, Any]:
+    """A list change about to start: how many records it names (its outcome says what changed)."""
+    return {"operation": operation, "role": "owner", "operator": operator, "list_id": list_id,
+            "records": records, "status": "OK"}

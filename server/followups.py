@@ -10,8 +10,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import sqlite3
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from agency.agreements import Agreement
@@ -23,18 +25,13 @@ from psi.messages import FollowUpStatus, Mode
 from psi.profiles import Profile
 from psi.records import Record
 from server import audit_events as events
+from server.operations import audited
 from server.store import Store
 
 FIELDS = ("name", "birth_date", "nationality", "documents", "category")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS followups (
-    id TEXT PRIMARY KEY, partner TEXT NOT NULL, reference TEXT NOT NULL, record_id TEXT NOT NULL,
-    purpose TEXT NOT NULL, case_reference TEXT NOT NULL, officer TEXT NOT NULL, message TEXT NOT NULL,
-    request_id TEXT NOT NULL, created TEXT NOT NULL, deadline TEXT NOT NULL, status TEXT NOT NULL,
-    decided_by TEXT NOT NULL DEFAULT '', decided_at TEXT NOT NULL DEFAULT '', reason TEXT NOT NULL DEFAULT '',
-    fields TEXT NOT NULL DEFAULT '{}'
-);
-"""
+# Kinds of the operations recorded with the follow-up changes (Store.committed).
+RECEIVE_OPERATION = "followup.received"
+DECIDE_OPERATION = "followup.decided"
 
 
 @dataclass(frozen=True)
@@ -54,6 +51,12 @@ class FollowUp:
     decided_at: str
     reason: str
     fields: dict[str, str]
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> FollowUp:
+        """A row of the followups table, read by column name (the id is the column `id`)."""
+        values = {f.name: row[f.name] for f in dataclasses.fields(cls) if f.name not in ("followup_id", "fields")}
+        return cls(followup_id=row["id"], fields=json.loads(row["fields"]), **values)
 
     def overdue(self, now: dt.datetime) -> bool:
         return self.status == "pending" and timestamp(now) > self.deadline
@@ -79,14 +82,17 @@ def field_values(record: Record, names: list[str]) -> dict[str, str]:
 class FollowUpDesk:
     """The answering node's follow-up requests, in its store's SQLite file."""
 
-    def __init__(self, store: Store, audit: AuditLog) -> None:
-        store.add_tables(_SCHEMA)
+    def __init__(self, store: Store, audit: AuditLog, data_dir: Path) -> None:
         self._store = store
         self._audit = audit
+        self._data_dir = data_dir  # where operation locks live (server.operations)
 
     def receive(self, partner: str, agreement: Agreement, key: ServerKey, profile: Profile,
                 request: dict[str, Any], now: dt.datetime) -> FollowUp:
-        """Check and store a partner's request; raises PermissionDeniedError unless it proves a hit."""
+        """Check and store a partner's request; raises PermissionDeniedError unless it proves a hit.
+
+        Audited as an intent, the stored request (with its op id), then the outcome.
+        """
         for name in ("reference", "purpose", "case_reference", "officer", "request_id"):
             if not str(request.get(name, "")).strip():
                 raise InputError(f"a follow-up request needs a {name.replace('_', ' ')}")
@@ -94,29 +100,28 @@ class FollowUpDesk:
             raise PermissionDeniedError(f"the agreement with '{partner}' does not cover follow-up requests")
         record = _proven_record(partner, key, profile, self._store.records_with_reference(request["reference"]),
                                 request)
-        self._store.remember_request(partner, request["request_id"])
+        self._store.remember_request(partner, request["request_id"], key.epoch)
         row = FollowUp(uuid.uuid4().hex[:16], partner, request["reference"], record.record_id,
                        request["purpose"], request["case_reference"], request["officer"],
                        str(request.get("message", "")), timestamp(now),
                        timestamp(now + dt.timedelta(hours=agreement.followup_reply_hours)), "pending", "", "", "",
                        {})
-        self._audit.append(events.followup(row.__dict__, "followup.received", role="server"))
-        with self._store.transaction() as db:
-            db.execute("INSERT INTO followups VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                       (row.followup_id, partner, row.reference, row.record_id, row.purpose, row.case_reference,
-                        row.officer, row.message, request["request_id"], row.created, row.deadline, row.status,
-                        "", "", "", "{}"))
+        body = events.followup(row.__dict__, "followup.received", role="server")
+        with audited(self._audit, self._data_dir, body) as op_id:
+            with self._store.transaction() as db:
+                db.execute("INSERT INTO followups (id, partner, reference, record_id, purpose, case_reference, "
+                           "officer, message, request_id, created, deadline, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                           (row.followup_id, partner, row.reference, row.record_id, row.purpose, row.case_reference,
+                            row.officer, row.message, request["request_id"], row.created, row.deadline, row.status))
+                self._store.mark_operation(db, op_id, RECEIVE_OPERATION)
+            self._audit.outcome(op_id, body)
         return row
 
     def get(self, followup_id: str) -> FollowUp:
-        rows = self._store.query(
-            "SELECT id, partner, reference, record_id, purpose, case_reference, officer, message, created, "
-            "deadline, status, decided_by, decided_at, reason, fields FROM followups WHERE id=?", (followup_id,))
-        row = rows[0] if rows else None
-        if row is None:
+        rows = self._store.query_rows("SELECT * FROM followups WHERE id=?", (followup_id,))
+        if not rows:
             raise NotFoundError(f"no follow-up request '{followup_id}'")
-        names = [f.name for f in dataclasses.fields(FollowUp)]
-        return FollowUp(**dict(zip(names[:-1], row[:-1], strict=True)), fields=json.loads(row[-1]))
+        return FollowUp.from_row(rows[0])
 
     def for_partner(self, partner: str, followup_id: str) -> FollowUp:
         """A partner's own request; releasing approved fields is audited as a disclosure."""
@@ -130,12 +135,15 @@ class FollowUpDesk:
         return item
 
     def all(self) -> list[FollowUp]:
-        ids = [r[0] for r in self._store.query("SELECT id FROM followups ORDER BY created")]
-        return [self.get(i) for i in ids]
+        return [FollowUp.from_row(r) for r in self._store.query_rows("SELECT * FROM followups ORDER BY created")]
 
     def decide(self, followup_id: str, officer: str, *, approve_fields: list[str] | None = None,
                reason: str = "", now: dt.datetime | None = None) -> FollowUp:
-        """Approve some fields, or deny with a reason; each request is decided once."""
+        """Approve some fields, or deny with a reason; each request is decided once, by one officer.
+
+        Audited as an intent, the conditional update (with its op id), then the outcome: of two
+        officers deciding at once, one wins and the other's intent ends `aborted`.
+        """
         item = self.get(followup_id)
         if item.status != "pending":
             raise OutOfOrderError(f"follow-up {followup_id} was already {item.status} by {item.decided_by}")
@@ -158,10 +166,22 @@ class FollowUpDesk:
         decided_at = timestamp(now or utc_now())
         body = events.followup(item.__dict__, f"followup.{status}", role="server")
         body.update({"decided_by": officer, "fields_approved": sorted(values), "reason": reason})
-        self._audit.append(body)
-        with self._store.transaction() as db:
-            db.execute("UPDATE followups SET status=?, decided_by=?, decided_at=?, reason=?, fields=? WHERE id=?",
-                       (status, officer, decided_at, reason, json.dumps(values, ensure_ascii=False), followup_id))
+        with audited(self._audit, self._data_dir, body) as op_id:
+            try:
+                with self._store.transaction() as db:
+                    # Only a pending request changes: of two decisions at once (threads or processes), one wins.
+                    if not db.execute("UPDATE followups SET status=?, decided_by=?, decided_at=?, reason=?, fields=? "
+                                      "WHERE id=? AND status='pending'",
+                                      (status, officer, decided_at, reason, json.dumps(values, ensure_ascii=False),
+                                       followup_id)).rowcount:
+                        winner, decided_by = db.execute("SELECT status, decided_by FROM followups WHERE id=?",
+                                                        (followup_id,)).fetchone()
+                        raise OutOfOrderError(f"follow-up {followup_id} was already {winner} by {decided_by}")
+                    self._store.mark_operation(db, op_id, DECIDE_OPERATION)
+            except OutOfOrderError as lost:
+                self._audit.outcome(op_id, {**body, "message": str(lost)}, outcome="aborted")
+                raise
+            self._audit.outcome(op_id, body)
         return self.get(followup_id)
 
 

@@ -5,38 +5,60 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Iterator
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from psi.errors import IdleTimeoutError
 
 T = TypeVar("T")
 _END = object()
+_PUT_POLL_SECONDS = 0.2
 
 
-def with_idle_timeout(requests: Iterator[T], seconds: float) -> Iterator[T]:
+class CallContext(Protocol):
+    def add_callback(self, callback: object) -> bool: ...
+
+
+def with_idle_timeout(requests: Iterator[T], seconds: float, context: CallContext) -> Iterator[T]:
     """Yield from `requests`, raising IdleTimeoutError if no message comes for `seconds`.
 
-    A reader thread pulls from gRPC's blocking iterator; it ends when the call ends.
+    A reader thread pulls from gRPC's blocking iterator. It ends when the call ends, however
+    the call ends: whatever the client still sends after a refusal or after finish is dropped,
+    so the thread never waits for ever on a full inbox.
     """
     inbox: queue.Queue[object] = queue.Queue(maxsize=4)  # bounded: backpressure on the sender
+    ended = threading.Event()
+    context.add_callback(ended.set)
+
+    def deliver(item: object) -> bool:
+        while not ended.is_set():
+            try:
+                inbox.put(item, timeout=_PUT_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def pump() -> None:
         try:
             for item in requests:
-                inbox.put(item)
+                if not deliver(item):
+                    return
         except Exception as exc:  # the call was cancelled or failed: hand it to the reader
-            inbox.put(exc)
+            deliver(exc)
             return
-        inbox.put(_END)
+        deliver(_END)
 
     threading.Thread(target=pump, daemon=True, name="request-reader").start()
-    while True:
-        try:
-            item = inbox.get(timeout=seconds)
-        except queue.Empty:
-            raise IdleTimeoutError(f"no message for {seconds:g} s; the session is closed") from None
-        if item is _END:
-            return
-        if isinstance(item, Exception):
-            raise item
-        yield item  # type: ignore[misc]
+    try:
+        while True:
+            try:
+                item = inbox.get(timeout=seconds)
+            except queue.Empty:
+                raise IdleTimeoutError(f"no message for {seconds:g} s; the session is closed") from None
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        ended.set()  # the handler is done with the stream, even before gRPC ends the call

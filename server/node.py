@@ -2,46 +2,70 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
+from collections.abc import Callable
+from pathlib import Path
 
 from agency.agreements import policy_hash
 from agency.audit.log import AuditLog
 from agency.config import NodeConfig
 from agency.file_lock import locked
-from agency.keys import ServerKey, load_or_create_key
+from agency.keys import ServerKey
 from psi import oprf, tags
+from psi.errors import ConfigurationError
 from psi.messages import Mode, Parameters
 from psi.tagset import TagSnapshot, build_snapshot
 from server import audit_events as events
 from server.followups import FollowUpDesk
+from server.key_lifecycle import ensure_key, open_key
 from server.policy import Policy
 from server.store import Progress, Store
+
+log = logging.getLogger(__name__)
+
+
+def _stamp(path: Path) -> tuple[int, int, int]:
+    """(inode, mtime, size) of the key file; (-1, -1, -1) when it is gone."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return (-1, -1, -1)
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
 class Node:
     """Serves parameters and snapshots; rebuilds the snapshot only when the list or the key changed.
 
-    `psi keys rotate` replaces the key file while the node runs; the node notices on the next
-    request and moves to the new epoch (its tags were computed before the file was replaced).
+    The key is opened read-only at start and checked on every request (one stat): a rotation
+    (`psi keys rotate`, another process) replaces the file and commits the new epoch's row first,
+    so the node moves to it; a key file that is missing, replaced or of another epoch than the
+    store's makes the node stop serving (health NOT_SERVING, an audit entry, UNAVAILABLE to
+    partners) instead of answering with the wrong key.
     """
 
-    def __init__(self, config: NodeConfig, store: Store, audit: AuditLog) -> None:
+    def __init__(self, config: NodeConfig, store: Store, audit: AuditLog,
+                 on_serving: Callable[[bool], None] = lambda serving: None) -> None:
         self.config = config
         self.store = store
         self.audit = audit
-        self.followups = FollowUpDesk(store, audit)
+        self.followups = FollowUpDesk(store, audit, config.data_dir)
         self.policy = Policy(config.agreements)
+        self.on_serving = on_serving  # the health service's hook (server.app)
         self._lock = threading.Lock()
-        self._key_stamp: tuple[int, int] = (-1, -1)
+        self._key_stamp: tuple[int, int, int] = (-1, -1, -1)
         self._key: ServerKey | None = None
+        self._refusal = ""  # why the node does not serve, once it stopped
         self._snapshot: TagSnapshot | None = None
         self._record_count = 0  # of the snapshot's list version
 
-    def prepare(self, progress: Progress | None = None) -> None:
-        """Bring the store to the current epoch, log a policy change, build the first snapshot."""
+    def prepare(self, operator: str, progress: Progress | None = None) -> None:
+        """Open (or, for a new node, create) the key, bring the store to its epoch, build the first snapshot."""
         with locked(self.config.store_path):  # not beside an import or a rotation
-            self.store.refresh_epoch(self.key, self.config.profile, progress)
+            self._key = ensure_key(self.config.key_path, self.store, self.audit, operator)
+            self._key_stamp = _stamp(self.config.key_path)
+            self.store.refresh_epoch(self._key, self.config.profile, progress)
         digest = policy_hash(self.policy.agreements)
         if self.store.setting("policy_hash") != digest:
             self.audit.append(events.policy_changed(sorted(self.policy.agreements), digest))
@@ -49,23 +73,33 @@ class Node:
         self.snapshot()
 
     @property
+    def serving(self) -> bool:
+        return not self._refusal
+
+    @property
     def key(self) -> ServerKey:
-        """The current key, reloaded if the key file was replaced (a rotation)."""
+        """The current key; ConfigurationError (UNAVAILABLE) once the node has stopped serving."""
         with self._lock:
             return self._current_key()
 
     def _current_key(self) -> ServerKey:
-        path = self.config.key_path
-        try:
-            st = os.stat(path)
-            stamp = (st.st_ino, st.st_mtime_ns)
-        except FileNotFoundError:
-            stamp = (-1, -1)
+        if self._refusal:
+            raise ConfigurationError(self._refusal)
+        stamp = _stamp(self.config.key_path)
         if self._key is None or stamp != self._key_stamp:
-            self._key = load_or_create_key(path)
-            st = os.stat(path)
-            self._key_stamp = (st.st_ino, st.st_mtime_ns)
+            try:
+                self._key = open_key(self.config.key_path, self.store)
+            except ConfigurationError as exc:
+                self._stop_serving(str(exc))
+                raise
+            self._key_stamp = stamp
         return self._key
+
+    def _stop_serving(self, reason: str) -> None:
+        self._refusal = f"the node has stopped serving: {reason}"
+        log.error("%s", self._refusal)
+        self.on_serving(False)
+        self.audit.append(events.node_not_serving(reason))
 
     def current(self) -> tuple[ServerKey, TagSnapshot]:
         """The key and the snapshot of its epoch, taken together."""

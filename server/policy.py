@@ -13,12 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from agency.agreements import Agreement
-from psi.errors import (
-    BudgetExceededError,
-    PermissionDeniedError,
-    UnauthenticatedError,
-)
-from psi.messages import Mode
+from psi.errors import BudgetExceededError, UnauthenticatedError
 
 
 class RateLimiter:
@@ -79,15 +74,3 @@ class Policy:
         if agreement is None:
             raise UnauthenticatedError(f"the certificate for '{partner}' does not name a partner of this node")
         return agreement
-
-    @staticmethod
-    def check_request(agreement: Agreement, list_id: str, mode: Mode | None = None,
-                      elements: int | None = None) -> None:
-        if list_id not in agreement.lists:
-            raise PermissionDeniedError(f"the agreement with '{agreement.partner}' does not cover list '{list_id}'")
-        if mode is not None and mode not in agreement.modes:
-            allowed = ", ".join(m.value for m in agreement.modes)
-            raise PermissionDeniedError(f"the agreement with '{agreement.partner}' allows only mode(s) {allowed}")
-        if elements is not None and elements > agreement.max_query_size:
-            raise PermissionDeniedError(f"the agreement allows at most {agreement.max_query_size} elements per "
-                                        f"request; this one announces {elements}")

@@ -1,8 +1,9 @@
-"""The Matching servicer: authorise, decode, call the core, encode, and audit.
+"""The Matching servicer: decode, admit, call the core, encode.
 
-Every call is checked against the caller's agreement (identity from its
-certificate). Each disclosure (tags, evaluations) happens only after its
-audit entry is on disk; each refusal is audited before the caller hears of it.
+Every call is admitted by `server.admission` (identity from the caller's
+certificate) before any snapshot or group operation. Each disclosure (tags,
+evaluations) happens only after its audit entry is on disk; each refusal is
+audited before the caller hears of it.
 """
 
 from __future__ import annotations
@@ -13,22 +14,25 @@ from collections.abc import Callable, Iterator
 
 import grpc
 
-from agency.agreements import Agreement
 from agency.audit.log import utc_now
-from psi.errors import InputError, NotFoundError, OutOfOrderError, StaleStateError
-from psi.messages import BlindedBatch, Done, Finish, SessionStart
-from psi.server_session import ServerSession
-from psi.tagset import delta_chunks
+from agency.faults import crash_point
+from psi.errors import OutOfOrderError
+from psi.executor import Executor
+from psi.messages import BlindedBatch, Finish, SessionStart
+from psi.server_session import ServerSession, run_evaluation
+from psi.tag_sync import plan_tags, tag_chunks
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from server import audit_events as events
+from server.admission import Admission, Admitted, Ask
 from server.idle import with_idle_timeout
 from server.node import Node
 from server.status_codes import grpc_errors
 
 log = logging.getLogger(__name__)
 PLAINTEXT_PARTNER = "plaintext-loopback"
+_MARGIN = 1024  # bytes of gRPC framing under the message limit
 
 
 def peer_identity(context: grpc.ServicerContext) -> str:
@@ -42,14 +46,12 @@ def peer_identity(context: grpc.ServicerContext) -> str:
 
 
 class MatchingService(pb_grpc.MatchingServicer):
-    def __init__(self, node: Node) -> None:
-        self._node = node
+    """Decode, admit (`server.admission`), call the core, encode: nothing else happens here."""
 
-    def _list_id(self, list_id: str) -> str:
-        own = self._node.config.list_id
-        if list_id and list_id != own:
-            raise NotFoundError(f"no list '{list_id}' on this node; it serves '{own}'")
-        return own
+    def __init__(self, node: Node, executor: Executor) -> None:
+        self._node = node
+        self._admission = Admission(node)
+        self._executor = executor
 
     def _refusal(self, context: grpc.ServicerContext, rpc: str, session_id: str = "",
                  requested: list[SessionStart] | None = None) -> Callable[[grpc.StatusCode, str], None]:
@@ -62,8 +64,7 @@ class MatchingService(pb_grpc.MatchingServicer):
 
     def GetParameters(self, request: pb.GetParametersRequest, context: grpc.ServicerContext) -> pb.Parameters:
         with grpc_errors(context, self._refusal(context, "GetParameters")):
-            agreement = self._node.policy.agreement(peer_identity(context))
-            self._node.policy.check_request(agreement, self._list_id(request.list_id))
+            self._admission.admit(peer_identity(context), lambda: Ask("GetParameters", request.list_id))
             return codec.parameters_to_pb(self._node.parameters())
         raise AssertionError("unreachable")
 
@@ -71,61 +72,73 @@ class MatchingService(pb_grpc.MatchingServicer):
                    context: grpc.ServicerContext) -> Iterator[pb.TagChunk]:
         with grpc_errors(context, self._refusal(context, "StreamTags")):
             partner = peer_identity(context)
-            agreement = self._node.policy.agreement(partner)
-            mode = codec.mode_from_pb(request.mode)
-            self._node.policy.check_request(agreement, self._list_id(request.list_id), mode)
-            self._node.policy.rates.take(agreement)
+            self._admission.admit(partner, lambda: Ask("StreamTags", request.list_id, codec.mode_from_pb(request.mode)))
             _, snapshot = self._node.current()
-            if request.key_epoch != snapshot.key_epoch:
-                raise StaleStateError(
-                    f"key epoch {request.key_epoch} is not the current epoch {snapshot.key_epoch}; "
-                    "fetch the parameters again"
-                )
-            if request.list_version and request.list_version != snapshot.list_version:
-                raise StaleStateError(
-                    f"the list changed (version {request.list_version} -> {snapshot.list_version}); "
-                    "restart from offset 0"
-                )
-            if request.offset > snapshot.count:
-                raise InputError(f"offset {request.offset} is past the {snapshot.count} tags")
-            chunk_size = self._node.config.limits.tag_chunk_size
-            if 0 < request.since_version <= snapshot.list_version and \
-                    request.cached_tag_length == snapshot.tag_length and request.offset == 0:
-                version, total, added, removed = self._node.store.changes(snapshot.key_epoch, request.since_version)
-                self._node.audit.append(events.tags_served(partner, mode, self._node.parameters(snapshot),
-                                                           0, since_version=request.since_version))
-                for chunk in delta_chunks(snapshot.key_epoch, version, total, snapshot.tag_length, mode,
-                                          added, removed, chunk_size):
-                    yield codec.tag_chunk_to_pb(chunk)
-                return
-            self._node.audit.append(events.tags_served(partner, mode, self._node.parameters(snapshot),
-                                                       request.offset))
-            for chunk in snapshot.chunks(mode, request.offset, chunk_size):
+            plan = plan_tags(codec.tag_request_from_pb(request), snapshot)
+            changes = self._node.store.changes(snapshot.key_epoch, plan.since_version) if plan.delta else None
+            self._node.audit.append(events.tags_served(partner, plan.mode, self._node.parameters(snapshot),
+                                                       plan.offset, since_version=plan.since_version))
+            for chunk in tag_chunks(plan, snapshot, changes, self._node.config.limits.max_message_bytes - _MARGIN):
                 yield codec.tag_chunk_to_pb(chunk)
 
     def Evaluate(self, request_iterator: Iterator[pb.EvaluateRequest],
                  context: grpc.ServicerContext) -> Iterator[pb.EvaluateResponse]:
         session_id = uuid.uuid4().hex
-        partner = peer_identity(context)
         requested: list[SessionStart] = []
         with grpc_errors(context, self._refusal(context, "Evaluate", session_id, requested)):
-            key, snapshot = self._node.current()
-            session = ServerSession(key.secret, self._node.parameters(snapshot), session_id)
-            agreement = self._node.policy.agreement(partner)
-            with self._node.policy.sessions.session(agreement):
-                yield from self._evaluate(session, agreement, partner, requested,
-                                          with_idle_timeout(request_iterator, self._node.config.idle_seconds))
+            requests = with_idle_timeout(request_iterator, self._node.config.idle_seconds, context)
+
+            def ask() -> Ask:  # read and decoded only once the caller's identity is known
+                first = codec.client_message_from_pb(next(requests, pb.EvaluateRequest()))
+                if not isinstance(first, SessionStart):
+                    raise OutOfOrderError("a batch must follow the session start: a session begins with its start")
+                requested.append(first)
+                return Ask("Evaluate", first.list_id, first.mode, first.total_elements, first.request_id)
+
+            admitted = self._admission.admit(peer_identity(context), ask)
+            yield from self._evaluate(admitted, requested[0], session_id, requests)
+
+    def _evaluate(self, admitted: Admitted, start: SessionStart, session_id: str,
+                  requests: Iterator[pb.EvaluateRequest]) -> Iterator[pb.EvaluateResponse]:
+        node, partner = self._node, admitted.partner
+        unpaid = start.total_elements  # reserved by the admission, charged batch by batch
+        try:
+            with self._admission.session(admitted):
+                key, snapshot = node.current()
+                session = ServerSession(key.secret, node.parameters(snapshot), session_id)
+                accepted = session.start(start)
+                node.audit.append(events.query_served(partner, start, session.parameters, session_id))
+                yield codec.server_message_to_pb(accepted)
+                log.info("session %s from %s: %s, %d elements", session_id, partner, start.mode.value,
+                         start.total_elements)
+                for request in requests:
+                    msg = codec.client_message_from_pb(request)
+                    if isinstance(msg, SessionStart):
+                        raise OutOfOrderError("the session has already started")
+                    if isinstance(msg, BlindedBatch):
+                        job = session.batch(msg)
+                        evaluated = run_evaluation(job, self._executor)
+                        self._admission.charge(admitted, job.count)  # before anything is sent
+                        crash_point("serve.after_charge")
+                        unpaid -= job.count
+                        yield codec.server_message_to_pb(session.evaluated(job, evaluated))
+                    elif isinstance(msg, Finish):
+                        for out in session.finish(msg):
+                            yield codec.server_message_to_pb(out)
+                        log.info("session %s from %s: done", session_id, partner)
+                        return
+                raise OutOfOrderError("the stream ended before finish")
+        finally:
+            self._admission.release(admitted, unpaid)
 
     def RequestFollowUp(self, request: pb.FollowUpRequest, context: grpc.ServicerContext) -> pb.FollowUpStatus:
         with grpc_errors(context, self._refusal(context, "RequestFollowUp")):
             partner = peer_identity(context)
-            agreement = self._node.policy.agreement(partner)
-            self._node.policy.check_request(agreement, self._list_id(request.list_id))
-            self._node.policy.rates.take(agreement)
+            admitted = self._admission.admit(partner, lambda: Ask("RequestFollowUp", request.list_id))
             fields = {name: getattr(request, name) for name in (
                 "reference", "purpose", "case_reference", "officer", "message", "request_id", "proof")}
             now = utc_now()
-            item = self._node.followups.receive(partner, agreement, self._node.key, self._node.config.profile,
+            item = self._node.followups.receive(partner, admitted.agreement, admitted.key, self._node.config.profile,
                                                 fields, now)
             return codec.followup_status_to_pb(item.public(now))
         raise AssertionError("unreachable")
@@ -133,40 +146,7 @@ class MatchingService(pb_grpc.MatchingServicer):
     def GetFollowUp(self, request: pb.GetFollowUpRequest, context: grpc.ServicerContext) -> pb.FollowUpStatus:
         with grpc_errors(context, self._refusal(context, "GetFollowUp")):
             partner = peer_identity(context)
-            self._node.policy.agreement(partner)
+            self._admission.admit(partner, lambda: Ask("GetFollowUp"))
             item = self._node.followups.for_partner(partner, request.followup_id)
             return codec.followup_status_to_pb(item.public(utc_now()))
         raise AssertionError("unreachable")
-
-    def _evaluate(self, session: ServerSession, agreement: Agreement, partner: str,
-                  requested: list[SessionStart], requests: Iterator[pb.EvaluateRequest]
-                  ) -> Iterator[pb.EvaluateResponse]:
-        node, charged = self._node, 0
-        epoch = session.key_epoch
-        try:
-            for request in requests:
-                msg = codec.client_message_from_pb(request)
-                if isinstance(msg, SessionStart):
-                    requested.append(msg)
-                    node.policy.check_request(agreement, self._list_id(msg.list_id), msg.mode, msg.total_elements)
-                    node.policy.rates.take(agreement)
-                    accepted = session.start(msg)
-                    node.store.remember_request(partner, msg.request_id)
-                    node.store.charge_budget(partner, epoch, msg.total_elements, agreement.budget_per_epoch)
-                    charged = msg.total_elements
-                    node.audit.append(events.query_served(partner, msg, session.parameters, session.session_id))
-                    yield codec.server_message_to_pb(accepted)
-                    log.info("session %s from %s: %s, %d elements", session.session_id, partner,
-                             msg.mode.value, msg.total_elements)
-                elif isinstance(msg, BlindedBatch):
-                    yield codec.server_message_to_pb(session.batch(msg))
-                elif isinstance(msg, Finish):
-                    for out in session.finish(msg):
-                        yield codec.server_message_to_pb(out)
-                        if isinstance(out, Done):
-                            log.info("session %s from %s: done", session.session_id, partner)
-                            return
-            raise OutOfOrderError("the stream ended before finish")
-        finally:
-            if not session.done:  # only what was evaluated counts against the budget
-                node.store.refund_budget(partner, epoch, charged - session.received)

@@ -2,6 +2,9 @@
 
 An import is all or nothing: its tag material is computed before the one
 transaction that writes records and entries and bumps the list version.
+The schema is versioned (server.migrations). Audited changes can record an
+operation id in their own transaction, so that after a crash `committed`
+tells whether a change whose audit entry was written took effect.
 """
 
 from __future__ import annotations
@@ -11,67 +14,19 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
+from agency.audit.log import timestamp, utc_now
+from agency.faults import crash_point
 from agency.keys import ServerKey
 from agency.record_format import record_from_json, record_to_json
-from psi import parallel, tags
-from psi.errors import BudgetExceededError, InputError, ReplayError
+from psi import tags
+from psi.errors import BudgetExceededError, ConfigurationError, InputError, OutOfOrderError, ReplayError
+from psi.executor import INLINE, Executor, map_chunks, map_stream
 from psi.profiles import Profile
 from psi.records import Record
 from psi.tags import EpochEntry, KeyInput
-
-_REMOVAL_TRIGGER = """
-CREATE TRIGGER IF NOT EXISTS entries_removed_v2 AFTER DELETE ON entries BEGIN
-    INSERT INTO removed (epoch, version, tag_material, cardinality_material, sealed_label, added_version)
-    VALUES (old.epoch, (SELECT value FROM meta WHERE name='list_version') + 1,
-            old.tag_material, old.cardinality_material, old.sealed_label, old.version);
-END;
-"""
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS records (
-    record_id TEXT PRIMARY KEY,
-    data TEXT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS entries (
-    record_id TEXT NOT NULL REFERENCES records(record_id) ON DELETE CASCADE,
-    epoch INTEGER NOT NULL,
-    rule_id TEXT NOT NULL,
-    tag_material BLOB NOT NULL,
-    cardinality_material BLOB NOT NULL,
-    sealed_label BLOB NOT NULL,
-    version INTEGER NOT NULL DEFAULT 0          -- the list version that added it
-);
-CREATE INDEX IF NOT EXISTS entries_by_record ON entries(record_id, epoch);
-CREATE INDEX IF NOT EXISTS entries_by_epoch ON entries(epoch, version);
--- The key-independent part of each match key (psi.tags.KeyInput): a new epoch starts from here.
-CREATE TABLE IF NOT EXISTS match_keys (
-    record_id TEXT NOT NULL REFERENCES records(record_id) ON DELETE CASCADE,
-    rule_id TEXT NOT NULL,
-    value BLOB NOT NULL,
-    element BLOB NOT NULL,                      -- HashToGroup(value)
-    label BLOB NOT NULL
-);
-CREATE INDEX IF NOT EXISTS match_keys_by_record ON match_keys(record_id);
--- What each list version removed, so a partner's cached tag set can catch up with a delta.
-CREATE TABLE IF NOT EXISTS removed (
-    epoch INTEGER NOT NULL, version INTEGER NOT NULL, tag_material BLOB NOT NULL,
-    cardinality_material BLOB NOT NULL, sealed_label BLOB NOT NULL,
-    added_version INTEGER NOT NULL DEFAULT 0    -- the list version that had added the entry
-);
-CREATE INDEX IF NOT EXISTS removed_by_epoch ON removed(epoch, version);
-DROP TRIGGER IF EXISTS entries_removed;  -- before the removal log knew when an entry was added
-CREATE TABLE IF NOT EXISTS budgets (
-    partner TEXT NOT NULL, epoch INTEGER NOT NULL, used INTEGER NOT NULL,
-    PRIMARY KEY (partner, epoch)
-);
-CREATE TABLE IF NOT EXISTS requests (
-    partner TEXT NOT NULL, request_id TEXT NOT NULL, PRIMARY KEY (partner, request_id)
-);
-CREATE TABLE IF NOT EXISTS settings (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-INSERT OR IGNORE INTO meta VALUES ('list_version', 0);
-""" + _REMOVAL_TRIGGER
+from server.migrations import migrate
 
 _STAGING = """
 CREATE TEMP TABLE staged_records (record_id TEXT NOT NULL, data TEXT NOT NULL);
@@ -94,14 +49,23 @@ Progress = Callable[[int, int], None]
 BeforeCommit = Callable[[int, int], None]
 
 
-def _add_column(db: sqlite3.Connection, table: str, column: str, declaration: str) -> None:
-    if db.execute("SELECT COUNT(*) FROM sqlite_master WHERE name=?", (table,)).fetchone()[0] and not any(
-            col[1] == column for col in db.execute(f"PRAGMA table_info({table})")):
-        db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {declaration}")
+# Kinds of the operations the store's own audited changes record.
+IMPORT_OPERATION = "watchlist.import"
+ERASE_OPERATION = "watchlist.erase"
+# Each removed entry is logged with the list version that removes it, for the deltas of `changes`.
+_LOG_REMOVALS = ("INSERT INTO removed (epoch, version, tag_material, cardinality_material, sealed_label, "
+                 "added_version) SELECT epoch, ?, tag_material, cardinality_material, sealed_label, version "
+                 "FROM entries WHERE ")
 
 
 def _put_setting(db: sqlite3.Connection, name: str, value: str) -> None:
     db.execute("INSERT INTO settings VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET value=excluded.value", (name, value))
+
+
+class Upserted(NamedTuple):
+    match_keys: int  # computed: those of the records, or of the whole list under a new profile
+    added: int
+    updated: int
 
 
 def _next_version(db: sqlite3.Connection) -> int:
@@ -119,17 +83,24 @@ def _publish(db: sqlite3.Connection, version: int) -> None:
 
 
 class Store:
-    """One node's SQLite store. Safe to open from the server and the import command at once."""
+    """One node's SQLite store. Safe to open from the server and the import command at once.
 
-    def __init__(self, path: Path) -> None:
+    Opening migrates an older store under the list lock (`agency.file_lock.locked`): never open
+    one while holding that lock.
+    """
+
+    def __init__(self, path: Path, executor: Executor = INLINE) -> None:
+        self._executor = executor  # computes match keys and tags for imports and new epochs
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA foreign_keys=ON")
-        self._db.execute("PRAGMA synchronous=FULL")
-        for table, column in (("entries", "version"), ("removed", "added_version")):  # columns older stores lack
-            _add_column(self._db, table, column, "INTEGER NOT NULL DEFAULT 0")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=FULL")
+            migrate(self._db, path)
+        except BaseException:
+            self._db.close()
+            raise
         self._lock = threading.RLock()  # one connection, shared by the server's threads
         self._staging_lock = threading.Lock()  # the staging tables are the connection's: one change at a time
 
@@ -156,10 +127,53 @@ class Store:
         with self._lock:
             return list(self._db.execute(sql, args).fetchall())
 
-    def add_tables(self, schema: str) -> None:
-        """Create the tables of a module that keeps its data in this store (e.g. follow-ups)."""
+    def query_rows(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
+        """Like `query`, with rows that are read by column name."""
         with self._lock:
-            self._db.executescript(schema)
+            cursor = self._db.cursor()
+            cursor.row_factory = sqlite3.Row
+            return list(cursor.execute(sql, args).fetchall())
+
+    @contextmanager
+    def _joined(self, db: sqlite3.Connection | None) -> Iterator[sqlite3.Connection]:
+        """The caller's transaction, or one of its own."""
+        if db is not None:
+            yield db
+        else:
+            with self.transaction() as own:
+                yield own
+
+    @staticmethod
+    def mark_operation(db: sqlite3.Connection, op_id: str, kind: str) -> None:
+        """Record, in the caller's transaction `db`, that operation `op_id` is done: it commits with the change."""
+        try:
+            db.execute("INSERT INTO operations VALUES (?, ?, ?)", (op_id, kind, timestamp(utc_now())))
+        except sqlite3.IntegrityError:
+            raise OutOfOrderError(f"operation {op_id} was already done") from None
+
+    def committed(self, op_id: str) -> bool:
+        """Whether the change of operation `op_id` committed."""
+        return bool(self._one("SELECT EXISTS (SELECT 1 FROM operations WHERE op_id=?)", (op_id,)))
+
+    def record_key_epoch(self, db: sqlite3.Connection | None, epoch: int, fingerprint: str) -> None:
+        """Remember the key of an epoch by its fingerprint; an epoch keeps the key it was first recorded with."""
+        with self._joined(db) as joined:
+            joined.execute("INSERT INTO key_epochs VALUES (?, ?, ?) ON CONFLICT(epoch) DO NOTHING",
+                           (epoch, fingerprint, timestamp(utc_now())))
+            known = joined.execute("SELECT fingerprint FROM key_epochs WHERE epoch=?", (epoch,)).fetchone()[0]
+            if known != fingerprint:
+                raise ConfigurationError(
+                    f"key epoch {epoch} was recorded with the key {known[:16]}, not {fingerprint[:16]}: the key "
+                    "file was replaced by another key of the same epoch; restore it, or rotate to a new epoch")
+
+    def key_epochs(self) -> list[tuple[int, str]]:
+        """(epoch, key fingerprint) of every recorded epoch, oldest first."""
+        return [(int(e), str(f)) for e, f in self.query("SELECT epoch, fingerprint FROM key_epochs ORDER BY epoch")]
+
+    def current_key_epoch(self) -> tuple[int, str] | None:
+        """(epoch, key fingerprint) of the highest recorded epoch, if any."""
+        rows = self.query("SELECT epoch, fingerprint FROM key_epochs ORDER BY epoch DESC LIMIT 1")
+        return (int(rows[0][0]), str(rows[0][1])) if rows else None
 
     @property
     def list_version(self) -> int:
@@ -191,8 +205,13 @@ class Store:
         with self.transaction() as db:
             _put_setting(db, name, value)
 
-    def budget_used(self, partner: str, epoch: int) -> int:
-        return int(self._one("SELECT used FROM budgets WHERE partner=? AND epoch=?", (partner, epoch)) or 0)
+    def budget_used(self, partner: str, epoch: int, *, db: sqlite3.Connection | None = None) -> int:
+        """Elements evaluated for the partner in the epoch; read in the caller's transaction `db` if given."""
+        sql, args = "SELECT used FROM budgets WHERE partner=? AND epoch=?", (partner, epoch)
+        if db is None:
+            return int(self._one(sql, args) or 0)
+        row = db.execute(sql, args).fetchone()
+        return int(row[0]) if row else 0
 
     def charge_budget(self, partner: str, epoch: int, amount: int, limit: int) -> int:
         """Add `amount` evaluated elements to the partner's budget for the epoch, or refuse."""
@@ -213,28 +232,43 @@ class Store:
                 db.execute("UPDATE budgets SET used=MAX(0, used-?) WHERE partner=? AND epoch=?",
                            (amount, partner, epoch))
 
-    def remember_request(self, partner: str, request_id: str) -> None:
-        """Record a request id once; a second use is a replay."""
+    def remember_request(self, partner: str, request_id: str, epoch: int, *,
+                         db: sqlite3.Connection | None = None) -> None:
+        """Record a request id, used in key epoch `epoch`, once (in the caller's transaction `db` if given).
+
+        A second use is a replay.
+        """
         if not request_id:
             raise InputError("a request needs a request id (a fresh random string per request)")
-        with self.transaction() as db:
+        with self._joined(db) as joined:
             try:
-                db.execute("INSERT INTO requests VALUES (?, ?)", (partner, request_id))
+                joined.execute("INSERT INTO requests (partner, request_id, epoch) VALUES (?, ?, ?)",
+                               (partner, request_id, epoch))
             except sqlite3.IntegrityError:
                 raise ReplayError(f"request id '{request_id}' was already used; send a fresh one") from None
 
+    def prune_requests(self, keep_epoch: int) -> None:
+        """Forget the request ids of epochs before `keep_epoch`: a request is bound to its epoch's key."""
+        with self.transaction() as db:
+            # Ids of an unknown epoch were used in the first recorded epoch or before it.
+            db.execute("DELETE FROM requests WHERE epoch < ?1 OR "
+                       "(epoch IS NULL AND ?1 > (SELECT MIN(epoch) FROM key_epochs))", (keep_epoch,))
+
     def upsert(self, records: Sequence[Record], key: ServerKey, profile: Profile,
-               progress: Progress | None = None, before_commit: BeforeCommit | None = None) -> int:
+               progress: Progress | None = None, before_commit: BeforeCommit | None = None, *,
+               op_id: str | None = None) -> Upserted:
         """Insert or update records with their match keys and entries for the key's epoch, all at once.
 
-        Returns the number of match keys computed: those of `records`, or of the whole list when
-        the stored match keys were made under another profile (all are replaced, atomically).
+        Returns the number of match keys computed (those of `records`, or of the whole list when
+        the stored match keys were made under another profile: all are replaced, atomically) and
+        how many records were added and updated.
         Callers hold the node's list lock (`agency.file_lock.locked`), as every list change does.
+        With `op_id`, the operation is recorded as done (IMPORT_OPERATION) in the same transaction.
         """
         stale = not self.holds_profile(profile)
         ids = {r.record_id for r in records}
         todo = [*records, *(r for r in self.records() if r.record_id not in ids)] if stale else list(records)
-        running = parallel.map_chunks(tags.prepare_records, todo, key.secret, profile, chunk=2048)
+        running = map_chunks(self._executor, tags.prepare_records, todo, key.secret, profile, chunk=2048)
         computed = 0
         # Staged in this connection's temporary tables while the workers compute, so that the one
         # transaction that changes the list (and holds up the server's writes) only copies rows.
@@ -247,23 +281,29 @@ class Store:
             with self.transaction() as db:
                 updated = int(db.execute("SELECT COUNT(*) FROM staged_records AS s WHERE EXISTS "
                                          "(SELECT 1 FROM records AS r WHERE r.record_id = s.record_id)").fetchone()[0])
+                version = _next_version(db)
                 if stale:
+                    db.execute(_LOG_REMOVALS + "true", (version,))
                     db.execute("DELETE FROM match_keys")
                     db.execute("DELETE FROM entries")
                     _put_setting(db, _PROFILE_SETTING, profile.definition_hash.hex())
                 else:
-                    db.execute("DELETE FROM entries WHERE record_id IN (SELECT record_id FROM staged_records)")
-                    db.execute("DELETE FROM match_keys WHERE record_id IN (SELECT record_id FROM staged_records)")
+                    replaced = "record_id IN (SELECT record_id FROM staged_records)"
+                    db.execute(_LOG_REMOVALS + replaced, (version,))
+                    db.execute(f"DELETE FROM entries WHERE {replaced}")  # noqa: S608 (fixed clauses)
+                    db.execute(f"DELETE FROM match_keys WHERE {replaced}")  # noqa: S608
                 db.execute("INSERT INTO records SELECT record_id, data FROM staged_records WHERE true ORDER BY rowid "
                            "ON CONFLICT(record_id) DO UPDATE SET data=excluded.data")
                 db.execute("INSERT INTO match_keys SELECT * FROM staged_keys ORDER BY rowid")
-                version = _next_version(db)
                 db.execute("INSERT INTO entries SELECT record_id, ?, rule_id, tag_material, cardinality_material, "
                            "sealed_label, ? FROM staged_entries ORDER BY rowid", (key.epoch, version))
                 _publish(db, version)
+                if op_id is not None:
+                    self.mark_operation(db, op_id, IMPORT_OPERATION)
                 if before_commit:
                     before_commit(len(records) - updated, updated)
-        return computed
+                crash_point("store.before_commit")
+        return Upserted(computed, len(records) - updated, updated)
 
     @contextmanager
     def _staging(self) -> Iterator[None]:
@@ -282,15 +322,23 @@ class Store:
             self._db.executemany(_STAGE[table], rows)
 
     def erase(self, record_ids: Sequence[str],
-              before_commit: Callable[[list[str]], object] | None = None) -> list[str]:
-        """Remove records (and their tags) by id; returns the ids that existed."""
+              before_commit: Callable[[list[str]], object] | None = None, *, op_id: str | None = None) -> list[str]:
+        """Remove records (and their tags) by id; returns the ids that existed.
+
+        With `op_id`, the operation is recorded as done (ERASE_OPERATION) in the same transaction.
+        """
         with self.transaction() as db:
             found = [rid for rid in dict.fromkeys(record_ids)
                      if db.execute("SELECT 1 FROM records WHERE record_id=?", (rid,)).fetchone()]
-            db.executemany("DELETE FROM records WHERE record_id=?", [(rid,) for rid in found])
-            db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
+            version = _next_version(db)
+            db.executemany(_LOG_REMOVALS + "record_id=?", [(version, rid) for rid in found])
+            db.executemany("DELETE FROM records WHERE record_id=?", [(rid,) for rid in found])  # entries cascade
+            _publish(db, version)
+            if op_id is not None:
+                self.mark_operation(db, op_id, ERASE_OPERATION)
             if before_commit:
                 before_commit(found)
+            crash_point("store.before_commit")
         return found
 
     def holds_profile(self, profile: Profile) -> bool:
@@ -304,7 +352,7 @@ class Store:
         scalar multiplication per key. Returns the number of entries computed.
         """
         if not self.holds_profile(profile):
-            return self.upsert([], key, profile, progress)  # keys of another profile: all anew
+            return self.upsert([], key, profile, progress).match_keys  # keys of another profile: all anew
         # An empty epoch (a rotation's) needs every key, without asking per key whether it has an entry.
         source, args = (_LACKING, (key.epoch,)) if self._one(
             "SELECT EXISTS (SELECT 1 FROM entries WHERE epoch=?)", (key.epoch,)) else (_ALL_KEYS, ())
@@ -318,7 +366,7 @@ class Store:
         # is written in a short transaction that never holds up the server; the version is
         # published once, at the end. An interruption never leaves half a record.
         pages = self._input_pages(source, args, _FILL_PAGE)
-        for part in parallel.map_stream(tags.epoch_entries, pages, key.secret, inline=parallel.inline_for(total)):
+        for part in map_stream(self._executor, tags.epoch_entries, pages, key.secret, size=total):
             with self.transaction() as db:
                 _write_entries(db, key.epoch, version, part)
             computed += len(part)
@@ -345,15 +393,15 @@ class Store:
         self._delete_entries("epoch=?", epoch)
 
     def drop_other_epochs(self, epoch: int) -> None:
-        """Forget every other epoch's tags (after a rotation, or a restart mid-rotation)."""
+        """Forget every other epoch's tags and request ids (after a rotation, or a restart mid-rotation)."""
         self._delete_entries("epoch<>?", epoch)
+        self.prune_requests(epoch)
 
     def _delete_entries(self, where: str, epoch: int) -> None:
+        # No removal is logged: no partner caches the tags of an epoch other than the current one.
         if self._one(f"SELECT COUNT(*) FROM entries WHERE {where}", (epoch,)):  # noqa: S608 (fixed clauses)
             with self.transaction() as db:
-                db.execute("DROP TRIGGER entries_removed_v2")  # no partner caches a non-current epoch's removals
                 db.execute(f"DELETE FROM entries WHERE {where}", (epoch,))  # noqa: S608
-                db.execute(_REMOVAL_TRIGGER)
                 db.execute(f"DELETE FROM removed WHERE {where}", (epoch,))  # noqa: S608
                 db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
 

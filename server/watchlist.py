@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from agency.audit.log import AuditLog
 from agency.config import NodeConfig, open_audit_log
+from agency.faults import crash_point
 from agency.file_lock import locked
-from agency.keys import load_or_create_key
+from agency.keys import ServerKey
+from psi.executor import INLINE, Executor
 from psi.records import Record
 from server import audit_events as events
+from server.key_lifecycle import ensure_key
+from server.operations import audited
+from server.recovery import reconcile
 from server.store import Progress, Store
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -23,36 +33,47 @@ class ImportReport:
     list_size: int
 
 
-def import_records(config: NodeConfig, records: Sequence[Record], operator: str,
-                   progress: Progress | None = None) -> ImportReport:
-    """Add or update `records` (by id) in one transaction, with their tags for the current epoch."""
+@contextmanager
+def _list_change(config: NodeConfig, operator: str,
+                 executor: Executor = INLINE) -> Iterator[tuple[Store, AuditLog, ServerKey]]:
+    """The store, audit log and key for one change of the list, under the node's list lock, settled first."""
     audit = open_audit_log(config)
-    counts: list[int] = []
-
-    def log(added: int, updated: int) -> None:
-        counts[:] = [added, updated]
-        operation = "watchlist.update" if updated and not added else "watchlist.import"
-        audit.append(events.watchlist_changed(operation, operator, config.list_id, added=added,
-                                              updated=updated))
-
-    store = Store(config.store_path)
+    store = Store(config.store_path, executor)
     try:
+        for note in reconcile(config, store, audit):
+            log.warning("%s", note)
         with locked(config.store_path):  # one list change at a time, and never during a rotation
-            keys = store.upsert(records, load_or_create_key(config.key_path), config.profile, progress, log)
-        return ImportReport(len(records), counts[0], counts[1], keys, store.list_version, store.record_count())
+            yield store, audit, ensure_key(config.key_path, store, audit, operator)
     finally:
         store.close()
         audit.close()
+
+
+def import_records(config: NodeConfig, records: Sequence[Record], operator: str,
+                   progress: Progress | None = None, executor: Executor = INLINE) -> ImportReport:
+    """Add or update `records` (by id) in one transaction, with their tags for the current epoch.
+
+    Audited as an intent before and an outcome after the transaction (server.recovery).
+    """
+    with _list_change(config, operator, executor) as (store, audit, key):
+        with audited(audit, config.data_dir, events.list_change_intent("watchlist.import", operator, config.list_id,
+                                                                        len(records))) as op_id:
+            crash_point("import.after_intent")
+            keys, added, updated = store.upsert(records, key, config.profile, progress, op_id=op_id)
+            crash_point("import.after_commit")
+            audit.outcome(op_id, events.watchlist_changed(
+                "watchlist.update" if updated and not added else "watchlist.import", operator, config.list_id,
+                added=added, updated=updated))
+        return ImportReport(len(records), added, updated, keys, store.list_version, store.record_count())
 
 
 def erase_records(config: NodeConfig, record_ids: Sequence[str], operator: str) -> list[str]:
     """Erase records by id (e.g. a cancelled alert); returns the ids that were on the list."""
-    audit = open_audit_log(config)
-    store = Store(config.store_path)
-    try:
-        with locked(config.store_path):
-            return store.erase(record_ids, lambda found: audit.append(events.watchlist_changed(
-                "watchlist.erase", operator, config.list_id, erased=len(found), erased_ids=found)))
-    finally:
-        store.close()
-        audit.close()
+    with _list_change(config, operator) as (store, audit, _):
+        with audited(audit, config.data_dir, events.list_change_intent("watchlist.erase", operator, config.list_id,
+                                                                        len(record_ids))) as op_id:
+            found = store.erase(record_ids, op_id=op_id)
+            crash_point("erase.after_commit")
+            audit.outcome(op_id, events.watchlist_changed("watchlist.erase", operator, config.list_id,
+                                                          erased=len(found), erased_ids=found))
+        return found

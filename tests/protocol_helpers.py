@@ -9,7 +9,7 @@ from psi.client_query import CardinalityQuery, IntersectionQuery, MatchResult
 from psi.messages import EvaluatedBatch, Finish, Limits, Mode, Parameters
 from psi.profiles import EXACT_PROFILE, Profile
 from psi.records import Record
-from psi.server_session import ServerSession
+from psi.server_session import ServerSession, run_evaluation
 from psi.tagset import TagIndex, TagSnapshot, build_snapshot
 
 
@@ -43,7 +43,8 @@ def run_in_memory(server_records: Sequence[Record], client_records: Sequence[Rec
         query = CardinalityQuery(params, EXACT_PROFILE, client_records, purpose="test", case_reference="T-1")
     session = ServerSession(key, params, "s-1")
     session.start(query.start_message())
-    replies = [session.batch(batch) for batch in query.batches()] + session.finish(Finish())
+    replies = [*(session.evaluated(job, run_evaluation(job)) for job in map(session.batch, query.batches())),
+               *session.finish(Finish())]
     for reply in replies:
         if isinstance(reply, EvaluatedBatch):
             query.receive(reply)

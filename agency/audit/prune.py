@@ -3,20 +3,23 @@
 The pruned log opens with a signed base line carrying the chain value of the
 last dropped entry, then the kept lines unchanged, then a `log.pruned` entry
 saying what was dropped, by whom and when, and a fresh signed checkpoint.
+Entries from the oldest intent still open on are kept, whatever their date,
+so that every open intent stays in the log until its outcome is written.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from agency.audit.chain import Signer, Verifier, base_line, checkpoint_line, make_entry
-from agency.audit.log import Clock, timestamp, utc_now, write_atomically
+from agency.audit.log import Clock, save_head, timestamp, utc_now, write_atomically, write_failure
 from agency.audit.verify import scan, sidecar_path, split_lines
 from agency.file_lock import locked
-from psi.errors import InputError
+from psi.errors import AuditError, InputError
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,10 @@ def prune_log(log: Path, signer: Signer, node_id: str, before: dt.date, operator
         cutoff = before.isoformat()
         dropped = [seq for seq, body in state.entries if str(body.get("time", ""))[:10] < cutoff]
         first_seq = state.entries[0][0] if state.entries else state.next_seq
-        keep_from = dropped[-1] + 1 if dropped else first_seq
+        open_seqs = [seq for seq, body in state.entries
+                     if body.get("phase") == "intent" and body.get("op") in state.intents]
+        keep_from = min([dropped[-1] + 1 if dropped else first_seq, *open_seqs])
+        dropped = [seq for seq in dropped if seq < keep_from]
         kept_lines = [raw + b"\n" for raw in split_lines(data)[0] if _kept(raw, keep_from)]
         now = timestamp(clock())
         prev = state.hashes.get(keep_from - 1, state.base_head)
@@ -48,8 +54,17 @@ def prune_log(log: Path, signer: Signer, node_id: str, before: dt.date, operator
         entry = make_entry(state.next_seq, state.head, body)
         checkpoint = checkpoint_line(entry.seq + 1, entry.hash, now, signer)
         out += [entry.line(), checkpoint]
-        write_atomically(log, b"".join(out))
-        write_atomically(sidecar_path(log), checkpoint)
+        pruned = b"".join(out)
+        for path, data in ((log, pruned), (sidecar_path(log), checkpoint)):
+            try:
+                write_atomically(path, data)
+            except OSError as exc:
+                raise AuditError(write_failure(f"the pruned audit log {path}", exc)) from None
+        # The old head describes the replaced file: record the new one (signatures checked above).
+        try:
+            save_head(log, os.stat(log).st_ino, scan(pruned, keep_entries=False))
+        except OSError as exc:
+            raise AuditError(write_failure(f"the audit head file of {log}", exc)) from None
     return PruneResult(len(dropped), state.next_seq - keep_from, keep_from)
 
 

@@ -62,6 +62,8 @@ def build_report(bodies: Iterable[dict[str, Any]], *, start: dt.date | None = No
             continue
         if partner and body.get("partner") != partner:
             continue
+        if body.get("phase") == "intent":  # its outcome entry says what happened
+            continue
         report.entries += 1
         report.first = report.first or str(body.get("time"))
         report.last = str(body.get("time"))

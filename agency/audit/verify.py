@@ -4,12 +4,16 @@ Stops at the first problem and names the entry and what is wrong with it:
 edited, deleted, reordered, truncated, bad signature, unreadable. A torn
 last line (a crash in the middle of a write) is reported, not counted as
 tampering: the log verifies up to its last complete entry.
+
+Entries with `"phase": "intent"` open an operation `"op"`; one with
+`"phase": "outcome"` and the same op closes it. The scan keeps the intents
+still open, so that a node can reconcile its store with the log after a crash.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +48,9 @@ class LogState:
     checkpoint_lines: list[dict[str, Any]] = field(default_factory=list)
     torn_tail_bytes: int = 0
     valid_bytes: int = 0  # length of the verified prefix, up to the last complete line
+    lines: int = 0  # complete lines in the verified prefix
+    last_line_start: int = 0  # byte offset of the prefix's last line
+    intents: dict[str, dict[str, Any]] = field(default_factory=dict)  # open op id -> intent body
     problem: Problem | None = None
 
     @property
@@ -82,37 +89,54 @@ def _later_seqs(lines: list[bytes], start: int) -> set[int]:
     return seqs
 
 
-def scan(data: bytes, verifier: Verifier | None = None, keep_hashes: bool = False) -> LogState:
-    """Walk the chain; signatures are checked only when a verifier is given."""
-    state = LogState()
+def track_intent(intents: dict[str, dict[str, Any]], body: dict[str, Any]) -> None:
+    """Open or close the operation an entry's body names, if any."""
+    op = body.get("op")
+    if not isinstance(op, str):
+        return
+    if body.get("phase") == "intent":
+        intents[op] = body
+    elif body.get("phase") == "outcome":
+        intents.pop(op, None)
+
+
+def scan(data: bytes, verifier: Verifier | None = None, keep_hashes: bool = False, *,
+         resume: LogState | None = None, keep_entries: bool = True) -> LogState:
+    """Walk the chain; signatures are checked only when a verifier is given.
+
+    With `resume`, `data` is what follows its verified prefix (from byte
+    `resume.valid_bytes`) and the walk continues from its head; `resume` is
+    left as it was. Without `keep_entries`, bodies and checkpoints are not kept.
+    """
+    state = LogState() if resume is None else replace(
+        resume, entries=[], hashes={}, checkpoint_lines=[], intents=dict(resume.intents), torn_tail_bytes=0)
     lines, state.torn_tail_bytes = split_lines(data)
-    offset = 0
     for index, raw in enumerate(lines):
-        lineno = index + 1
+        lineno = state.lines + 1
         obj = _parse(raw)
         kind = obj.get("kind") if obj else None
         problem = None
         if obj is None or kind not in ("entry", "checkpoint", "base"):
             problem = Problem("unreadable", lineno, f"line {lineno} is not a valid audit line (edited?)")
         elif kind == "base":
-            problem = _base(state, obj, lineno, index, verifier)
+            problem = _base(state, obj, lineno, verifier)
         elif kind == "entry":
-            problem = _entry(state, obj, lineno, lines, index, keep_hashes)
+            problem = _entry(state, obj, lineno, lines, index, keep_hashes, keep_entries)
         else:
-            problem = _checkpoint(state, obj, lineno, verifier)
+            problem = _checkpoint(state, obj, lineno, verifier, keep_entries)
         if problem:
             state.problem = problem
             return state
-        offset += len(raw) + 1
-        state.valid_bytes = offset
+        state.lines = lineno
+        state.last_line_start = state.valid_bytes
+        state.valid_bytes += len(raw) + 1
     return state
 
 
-def _base(state: LogState, obj: dict[str, Any], lineno: int, index: int,
-          verifier: Verifier | None) -> Problem | None:
+def _base(state: LogState, obj: dict[str, Any], lineno: int, verifier: Verifier | None) -> Problem | None:
     prev = _hex32(obj, "prev")
     next_seq = obj.get("next_seq")
-    if index != 0 or prev is None or not isinstance(next_seq, int):
+    if lineno != 1 or prev is None or not isinstance(next_seq, int):
         return Problem("unreadable", lineno, f"line {lineno}: a base line may only open the log")
     if verifier and not verifier.check(base_message(next_seq, prev, str(obj.get("time"))),
                                        str(obj.get("signature", ""))):
@@ -122,7 +146,7 @@ def _base(state: LogState, obj: dict[str, Any], lineno: int, index: int,
 
 
 def _entry(state: LogState, obj: dict[str, Any], lineno: int, lines: list[bytes], index: int,
-           keep_hashes: bool) -> Problem | None:
+           keep_hashes: bool, keep_entries: bool) -> Problem | None:
     seq, body, prev, stored = obj.get("seq"), obj.get("body"), _hex32(obj, "prev"), _hex32(obj, "hash")
     if not isinstance(seq, int) or not isinstance(body, dict) or prev is None or stored is None:
         return Problem("unreadable", lineno, f"line {lineno}: entry fields are damaged (edited?)")
@@ -138,14 +162,17 @@ def _entry(state: LogState, obj: dict[str, Any], lineno: int, lines: list[bytes]
     computed = chain_hash(prev, entry_digest(seq, body))
     if computed != stored:
         return Problem("edited", lineno, f"entry {seq} (line {lineno}) was edited: contents do not match its hash")
-    state.entries.append((seq, body))
+    if keep_entries:
+        state.entries.append((seq, body))
+    track_intent(state.intents, body)
     if keep_hashes:
         state.hashes[seq] = computed
     state.head, state.next_seq = computed, seq + 1
     return None
 
 
-def _checkpoint(state: LogState, obj: dict[str, Any], lineno: int, verifier: Verifier | None) -> Problem | None:
+def _checkpoint(state: LogState, obj: dict[str, Any], lineno: int, verifier: Verifier | None,
+                keep_entries: bool) -> Problem | None:
     count, head = obj.get("count"), _hex32(obj, "head")
     if not isinstance(count, int) or head is None:
         return Problem("unreadable", lineno, f"line {lineno}: checkpoint fields are damaged (edited?)")
@@ -158,7 +185,8 @@ def _checkpoint(state: LogState, obj: dict[str, Any], lineno: int, verifier: Ver
                        f"checkpoint at line {lineno} (after entry {count - 1}) has a bad signature")
     state.checkpoints += 1
     state.last_checkpoint_count = count
-    state.checkpoint_lines.append(obj)
+    if keep_entries:
+        state.checkpoint_lines.append(obj)
     return None
 
 
@@ -171,6 +199,11 @@ class Verdict:
     @property
     def intact(self) -> bool:
         return self.problem is None
+
+    @property
+    def open_intents(self) -> dict[str, dict[str, Any]]:
+        """Operations whose intent is logged but not their outcome (information, not a problem)."""
+        return self.state.intents
 
 
 def sidecar_path(log: Path) -> Path:

@@ -31,7 +31,8 @@ RECORDS_B = {r.reference: r for r in LISTS.b}
 def _operations(log: Path, signing_key: Path) -> list[dict[str, object]]:
     verdict = verify_log(log, Verifier(public_key_path(signing_key).read_text()))
     assert verdict.intact
-    return [b for _, b in verdict.state.entries if str(b["operation"]).startswith("followup.")]
+    return [b for _, b in verdict.state.entries
+            if str(b["operation"]).startswith("followup.") and b.get("phase") != "intent"]
 
 
 def test_approved_fields_reach_the_requester_and_nothing_else(

@@ -13,7 +13,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from client.api import ClientTls, MatchClient
 from demo.synthetic import make_lists
-from psi import parallel, tags
+from psi import tags
 from psi.errors import ParameterMismatchError, RemoteError
 from psi.messages import Mode
 from psi.profiles import STANDARD_PROFILE, Profile, Strength
@@ -122,7 +122,6 @@ def test_an_update_recomputes_only_the_changed_records(start_node: StartNode, cl
     client.match(LISTS.a, purpose="p", case_reference="c")
     changed = [replace(r, reference=r.reference + "-v2") for r in LISTS.b[:3]]  # ~1% of the list
     evaluated: list[bytes] = []
-    monkeypatch.setattr(parallel, "inline_for", lambda items: True)  # in this process, where the patch is
     original = tags.seal
     monkeypatch.setattr(tags, "seal", lambda key, value, element, label: (
         evaluated.append(value), original(key, value, element, label))[1])

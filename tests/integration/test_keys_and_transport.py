@@ -15,11 +15,11 @@ from agency.audit.chain import Verifier
 from agency.audit.verify import verify_log
 from agency.config import load_config
 from agency.file_lock import locked
-from agency.keys import ServerKey, load_or_create_key, public_key_path
+from agency.keys import ServerKey, create_key, load_key, public_key_path
 from cli.main import main
 from client.api import MatchClient
 from demo.synthetic import make_lists
-from psi import oprf, parallel
+from psi import oprf
 from psi.errors import ConfigurationError, RemoteError
 from psi.records import IdentityDocument, PartialDate, Record
 from psiwire import matching_pb2 as pb
@@ -44,11 +44,10 @@ def test_rotation_while_serving(start_node: Callable[..., LiveNode], client_for:
     assert live.node.store.budget_used("agency-a", 1) == first.keys
     config_file = live.config.data_dir.parent / "agency-b.toml"
     with monkeypatch.context() as patched:  # a new epoch starts from the stored group elements
-        patched.setattr(parallel, "inline_for", lambda items: True)  # in this process, where the patch is
         patched.setattr(oprf, "input_element", lambda data: pytest.fail("HashToGroup during a rotation"))
         assert main(["keys", "rotate", "--config", str(config_file), "--operator", "admin-1", "--quiet"]) == 0
     assert "key epoch 1 -> 2" in capsys.readouterr().out
-    assert load_or_create_key(live.config.key_path).epoch == 2
+    assert load_key(live.config.key_path).epoch == 2
     params = client.parameters()
     assert (params.key_epoch, params.tag_count) == (2, old_params.tag_count)
     with pytest.raises(RemoteError) as stale:  # a client still on epoch 1 is told to start again
@@ -64,7 +63,7 @@ def test_rotation_while_serving(start_node: Callable[..., LiveNode], client_for:
         store.close()
     verdict = verify_log(live.config.audit_log_path,
                          Verifier(public_key_path(live.config.signing_key_path).read_text()))
-    rotations = [b for _, b in verdict.state.entries if b["operation"] == "key.rotate"]
+    rotations = [b for _, b in verdict.state.entries if b["operation"] == "key.rotate" and b["phase"] == "outcome"]
     assert [(r["operator"], r["old_epoch"], r["new_epoch"]) for r in rotations] == [("admin-1", 1, 2)]
 
 
@@ -128,7 +127,7 @@ def test_a_rotation_refuses_a_list_stored_under_another_profile(start_node: Call
     edited = make_config(tmp_path, pki_dir, "agency-b", profile="standard/1")  # the operator edits the config
     with pytest.raises(ConfigurationError, match="another match profile"):
         rotate_key(edited, "admin-1")
-    assert load_or_create_key(live.config.key_path).epoch == 1
+    assert load_key(live.config.key_path).epoch == 1
     after = live.node.parameters()  # the served epoch and its tags are untouched
     assert (after.key_epoch, after.list_version, after.tag_count) == (
         before.key_epoch, before.list_version, before.tag_count)
@@ -151,7 +150,6 @@ def test_an_interrupted_epoch_fill_never_leaves_half_a_record(tmp_path: Path, pk
             raise OSError("disk full")
         original(*args)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(parallel, "inline_for", lambda items: True)
     monkeypatch.setattr(store_module, "_write_entries", fail_second)
     store = Store(config.store_path)
     try:
@@ -169,7 +167,7 @@ def test_an_interrupted_epoch_fill_never_leaves_half_a_record(tmp_path: Path, pk
 
 def test_two_threads_importing_through_one_store_both_land(tmp_path: Path, pki_dir: Path) -> None:
     config = make_config(tmp_path, pki_dir, "agency-b")
-    key = load_or_create_key(config.key_path)
+    key = create_key(config.key_path, 1)
     halves = [[Record(f"{side}-{i}", f"Person {side} {i}", PartialDate(1970, 1, 1), reference=f"REF-{side}-{i}")
                for i in range(300)] for side in ("x", "y")]
     store = Store(config.store_path)
@@ -178,7 +176,7 @@ def test_two_threads_importing_through_one_store_both_land(tmp_path: Path, pki_d
         with ThreadPoolExecutor(2) as pool:
             counts = [f.result(timeout=120) for f in [pool.submit(store.upsert, half, key, config.profile)
                                                        for half in halves]]
-        assert counts == [300, 300] and store.record_count() == 600
+        assert [c.match_keys for c in counts] == [300, 300] and store.record_count() == 600
         assert store.query("SELECT COUNT(*) FROM entries")[0][0] == 600
     finally:
         store.close()
