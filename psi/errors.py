@@ -12,6 +12,7 @@
     ├── NotFoundError            an unknown list, session or file
     ├── CryptoError              a primitive refused its input (never says why to the peer)
     ├── ConfigurationError       the node's own configuration or key material is unusable
+    ├── StorageError             the node's store failed (disk full, permissions); nothing changed
     ├── AuditError               an audit entry could not be written durably (fail closed)
     ├── UnauthenticatedError     the certificate names no partner of this node
     ├── PermissionDeniedError    outside the partner's agreement
@@ -96,6 +97,10 @@ class RemoteError(PsiError):
         super().__init__(f"{status}: {details}")
         self.status = status
         self.details = details
+
+
+class StorageError(PsiError):
+    """The node's own store could not be read or written (disk full, permissions); nothing changed."""
 
 
 class AuditError(PsiError):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 from collections.abc import Iterator
@@ -27,7 +28,13 @@ def with_idle_timeout(requests: Iterator[T], seconds: float, context: CallContex
     """
     inbox: queue.Queue[object] = queue.Queue(maxsize=4)  # bounded: backpressure on the sender
     ended = threading.Event()
-    context.add_callback(ended.set)
+
+    def end() -> None:  # the call ended (cancelled, or done): wake the handler if it waits
+        ended.set()
+        with contextlib.suppress(queue.Full):
+            inbox.put_nowait(_END)
+
+    context.add_callback(end)
 
     def deliver(item: object) -> bool:
         while not ended.is_set():

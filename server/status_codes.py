@@ -29,6 +29,7 @@ from psi.errors import (
     PsiError,
     ReplayError,
     StaleStateError,
+    StorageError,
     UnauthenticatedError,
 )
 
@@ -46,6 +47,7 @@ STATUS_BY_ERROR: tuple[tuple[type[PsiError], grpc.StatusCode], ...] = (
     (CryptoError, grpc.StatusCode.INTERNAL),
     (ConfigurationError, grpc.StatusCode.UNAVAILABLE),
     (AuditError, grpc.StatusCode.UNAVAILABLE),
+    (StorageError, grpc.StatusCode.UNAVAILABLE),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
     (BudgetExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
@@ -70,7 +72,7 @@ Refusal = Callable[[grpc.StatusCode, str], None]
 
 
 def _public(exc: PsiError) -> str:
-    if isinstance(exc, CryptoError | ConfigurationError | AuditError):
+    if isinstance(exc, CryptoError | ConfigurationError | AuditError | StorageError):
         log.error("request failed: %s", exc)  # details stay local
         return "the server could not complete the request"
     return str(exc)

@@ -21,7 +21,7 @@ from agency.faults import crash_point
 from agency.keys import ServerKey
 from agency.record_format import record_from_json, record_to_json
 from psi import tags
-from psi.errors import BudgetExceededError, ConfigurationError, InputError, OutOfOrderError, ReplayError
+from psi.errors import BudgetExceededError, ConfigurationError, InputError, OutOfOrderError, ReplayError, StorageError
 from psi.executor import INLINE, Executor, map_chunks, map_stream
 from psi.profiles import Profile
 from psi.records import Record
@@ -44,9 +44,6 @@ _ALL_KEYS = "FROM match_keys AS m WHERE true"
 _FILL_PAGE = 4096
 _PROFILE_SETTING = "profile_hash"  # the profile the stored match keys were made under
 Progress = Callable[[int, int], None]
-# Called inside the transaction, just before COMMIT, with (added, updated):
-# the audit entry is written first, and if it cannot be, nothing changes.
-BeforeCommit = Callable[[int, int], None]
 
 
 # Kinds of the operations the store's own audited changes record.
@@ -91,6 +88,7 @@ class Store:
 
     def __init__(self, path: Path, executor: Executor = INLINE) -> None:
         self._executor = executor  # computes match keys and tags for imports and new epochs
+        self._path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         try:
@@ -108,13 +106,24 @@ class Store:
         self._db.close()
 
     @contextmanager
-    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+    def _connection(self) -> Iterator[None]:
+        """The connection, for this thread alone; the disk's failures become an operator's error."""
         with self._lock:
+            try:
+                yield
+            except sqlite3.OperationalError as exc:  # disk full, read-only file, I/O error, lock timeout
+                raise StorageError(f"the node's store {self._path} failed: {exc}; check free disk space and "
+                                   "the file's permissions, then retry (nothing was changed)") from None
+
+    @contextmanager
+    def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
+        with self._connection():
             self._db.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
 
@@ -124,12 +133,12 @@ class Store:
 
     def query(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
         """Rows of one read, safe beside the server's other threads."""
-        with self._lock:
+        with self._connection():
             return list(self._db.execute(sql, args).fetchall())
 
     def query_rows(self, sql: str, args: tuple[object, ...] = ()) -> list[sqlite3.Row]:
         """Like `query`, with rows that are read by column name."""
-        with self._lock:
+        with self._connection():
             cursor = self._db.cursor()
             cursor.row_factory = sqlite3.Row
             return list(cursor.execute(sql, args).fetchall())
@@ -183,7 +192,7 @@ class Store:
         return int(self._one("SELECT COUNT(*) FROM records"))
 
     def records(self) -> list[Record]:
-        with self._lock:
+        with self._connection():
             rows = self._db.execute("SELECT data FROM records ORDER BY record_id").fetchall()
         return [record_from_json(r[0]) for r in rows]
 
@@ -192,7 +201,7 @@ class Store:
         return None if data is None else record_from_json(str(data))
 
     def records_with_reference(self, reference: str) -> list[Record]:
-        with self._lock:
+        with self._connection():
             rows = self._db.execute("SELECT data FROM records WHERE json_extract(data, '$.reference') = ?",
                                     (reference,)).fetchall()
         return [record_from_json(r[0]) for r in rows]
@@ -255,7 +264,7 @@ class Store:
                        "(epoch IS NULL AND ?1 > (SELECT MIN(epoch) FROM key_epochs))", (keep_epoch,))
 
     def upsert(self, records: Sequence[Record], key: ServerKey, profile: Profile,
-               progress: Progress | None = None, before_commit: BeforeCommit | None = None, *,
+               progress: Progress | None = None, *,
                op_id: str | None = None) -> Upserted:
         """Insert or update records with their match keys and entries for the key's epoch, all at once.
 
@@ -300,8 +309,6 @@ class Store:
                 _publish(db, version)
                 if op_id is not None:
                     self.mark_operation(db, op_id, IMPORT_OPERATION)
-                if before_commit:
-                    before_commit(len(records) - updated, updated)
                 crash_point("store.before_commit")
         return Upserted(computed, len(records) - updated, updated)
 
@@ -309,20 +316,20 @@ class Store:
     def _staging(self) -> Iterator[None]:
         """Empty temporary tables for one change of the list; they go when it ends, however it ends."""
         with self._staging_lock:
-            with self._lock:
+            with self._connection():
                 self._db.executescript(_STAGING)
             try:
                 yield
             finally:
-                with self._lock:
+                with self._connection():
                     self._db.executescript("".join(f"DROP TABLE IF EXISTS temp.{table};" for table in _STAGE))
 
     def _stage(self, table: str, rows: Sequence[tuple[object, ...]]) -> None:
-        with self._lock:
+        with self._connection():
             self._db.executemany(_STAGE[table], rows)
 
     def erase(self, record_ids: Sequence[str],
-              before_commit: Callable[[list[str]], object] | None = None, *, op_id: str | None = None) -> list[str]:
+              *, op_id: str | None = None) -> list[str]:
         """Remove records (and their tags) by id; returns the ids that existed.
 
         With `op_id`, the operation is recorded as done (ERASE_OPERATION) in the same transaction.
@@ -336,8 +343,6 @@ class Store:
             _publish(db, version)
             if op_id is not None:
                 self.mark_operation(db, op_id, ERASE_OPERATION)
-            if before_commit:
-                before_commit(found)
             crash_point("store.before_commit")
         return found
 

@@ -18,9 +18,12 @@ import rbcl
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agency.keys import ServerKey, create_key
+from cli.main import main
 from demo.synthetic import make_lists
+from psi.record_parsing import format_jsonl
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
+from server.store import Store
 from tests.conftest import LiveNode, tls_for
 
 LISTS = make_lists(60, 40, 10, seed=41)
@@ -129,8 +132,8 @@ def test_budget_charges_exactly_the_batches_evaluated(live: LiveNode, pki_dir: P
     assert next(call).HasField("batch")
     call.cancel()  # the partner goes away after one batch of three
     release.set()
-    deadline = time.monotonic() + 10
-    while live.node.store.budget_used("agency-a", 1) != 30 and time.monotonic() < deadline:
+    deadline = time.monotonic() + 10  # the session has ended once its end is audited
+    while not any(b["operation"] == "request.refused" for b in _audit_ops(live)) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert live.node.store.budget_used("agency-a", 1) == 30
     # What the abandoned session reserved is free again: 90 of 120 left.
@@ -173,3 +176,43 @@ def test_a_key_deleted_or_replaced_under_a_running_node_stops_it_serving(
     stopped = [body for body in _audit_ops(live) if body["operation"] == "node.not_serving"]
     assert len(stopped) == 1 and ("missing" if change == "deleted" else "fingerprint") in str(stopped[0]["message"])
     assert not live.config.key_path.exists() or change == "replaced"  # nothing minted a key on the request path
+
+
+def _full_disk(store: Store) -> None:
+    """The store's file may not grow: what a full disk does to SQLite (SQLITE_FULL)."""
+    with store.transaction() as db:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+    store.query(f"PRAGMA max_page_count={pages}")
+
+
+def test_a_full_disk_is_unavailable_to_partners_and_an_operator_error(
+        live: LiveNode, pki_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    _full_disk(live.node.store)
+    stub = pb_grpc.MatchingStub(_channel(live, pki_dir))
+    finish = pb.EvaluateRequest(finish=pb.Finish())
+    code, message = Code.OK, ""
+    for _ in range(200):  # until the requests table needs a new page
+        try:
+            list(stub.Evaluate(iter([_start(live, 1), _batch(0, 1), finish])))
+        except grpc.RpcError as exc:
+            code, message = exc.code(), exc.details() or ""
+            break
+    assert (code, message) == (Code.UNAVAILABLE, "the server could not complete the request")
+    refused = [body for body in _audit_ops(live) if body["operation"] == "request.refused"]
+    assert refused and refused[-1]["status"] == "UNAVAILABLE"
+
+    opened = Store.__init__
+
+    def small(self: Store, *args: object, **kwargs: object) -> None:
+        opened(self, *args, **kwargs)  # type: ignore[arg-type]
+        _full_disk(self)
+
+    monkeypatch.setattr(Store, "__init__", small)
+    records = live.config.data_dir.parent / "more.jsonl"
+    records.write_text(format_jsonl(make_lists(300, 10, 0, seed=7).b))
+    config = live.config.data_dir.parent / "agency-b.toml"
+    before = live.node.store.record_count()
+    assert main(["watchlist", "import", str(records), "--config", str(config), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "database or disk is full" in err and "free disk space" in err and "Traceback" not in err
+    assert live.node.store.record_count() == before

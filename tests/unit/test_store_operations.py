@@ -18,6 +18,7 @@ from psi import oprf
 from psi.errors import ConfigurationError, OutOfOrderError, ReplayError
 from psi.profiles import EXACT_PROFILE
 from psi.records import IdentityDocument, PartialDate, Record
+from server import store as store_module
 from server.followups import DECIDE_OPERATION, FollowUpDesk
 from server.store import ERASE_OPERATION, IMPORT_OPERATION, Store, Upserted
 
@@ -54,13 +55,14 @@ def test_op_id_commits_with_the_change(store: Store) -> None:
         ("op-erase", ERASE_OPERATION), ("op-import", IMPORT_OPERATION)]
 
 
-def test_a_failed_change_leaves_no_op_row(store: Store) -> None:
+def test_a_failed_change_leaves_no_op_row(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     store.upsert([person(1)], KEY, EXACT_PROFILE)
     version = store.list_version
+    monkeypatch.setattr(store_module, "crash_point", fail)  # fails where a crash test kills: before COMMIT
     with pytest.raises(InjectedError):
-        store.upsert([person(2)], KEY, EXACT_PROFILE, fail, op_id="op-import")
+        store.upsert([person(2)], KEY, EXACT_PROFILE, op_id="op-import")
     with pytest.raises(InjectedError):
-        store.erase(["r001"], fail, op_id="op-erase")
+        store.erase(["r001"], op_id="op-erase")
     with pytest.raises(InjectedError), store.transaction() as db:
         store.mark_operation(db, "op-own", "custom")
         fail()
