@@ -1,6 +1,6 @@
 """The one door of the node: every partner request is admitted here, or refused, before any work.
 
-    identity -> agreement -> list -> mode -> size -> rate -> serving key -> replay + budget -> audit
+    identity -> agreement -> list -> mode -> size -> rate -> serving key -> replay + budget
 
 Each check exists once, in this order, with one error class (and so one gRPC
 status, `server.status_codes`) per failure:
@@ -13,9 +13,9 @@ status, `server.status_codes`) per failure:
     ReplayError             a request id used before                  ALREADY_EXISTS
 
 An empty list id means the node's own list, everywhere. Replay ids and the
-budget check share one store transaction; the audit entry is written after
-it commits and before anything is disclosed (a crash in between consumes a
-request id, and discloses nothing). Budgets are charged per evaluated batch
+budget check share one store transaction; the servicer writes the audit
+entry after it commits and before anything is disclosed (a crash in between
+consumes a request id, and discloses nothing). Budgets are charged per evaluated batch
 (`charge`), so a session cut short pays only for what it was sent; the
 elements a running session announced but has not yet been charged are
 reserved here, so concurrent sessions cannot overdraw the budget.
@@ -27,7 +27,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 from agency.agreements import Agreement
 from agency.keys import ServerKey
@@ -55,9 +54,6 @@ class Admitted:
     key: ServerKey
 
 
-AuditBody = Callable[[Admitted], dict[str, Any]]
-
-
 class Admission:
     """Admits requests for one node; holds the budget reservations of running sessions."""
 
@@ -66,11 +62,11 @@ class Admission:
         self._lock = threading.Lock()
         self._reserved: dict[tuple[str, int], int] = {}  # (partner, epoch) -> announced, not yet charged
 
-    def admit(self, partner: str, decode: Callable[[], Ask], audit: AuditBody | None = None) -> Admitted:
+    def admit(self, partner: str, decode: Callable[[], Ask]) -> Admitted:
         """Check what `decode` reads off the request for `partner`, in the documented order; raise on refusal.
 
         The request is decoded only once the partner is known: a stranger learns nothing, not
-        even whether its message was well formed. With `audit`, its entry is written last.
+        even whether its message was well formed.
         """
         node = self._node
         agreement = node.policy.agreement(partner)
@@ -97,12 +93,6 @@ class Admission:
                 self._check_budget(admitted, ask.elements, node.store.budget_used(partner, key.epoch, db=db))
                 if ask.elements:
                     self._reserved[(partner, key.epoch)] = self._reserved.get((partner, key.epoch), 0) + ask.elements
-        if audit is not None:
-            try:
-                node.audit.append(audit(admitted))
-            except BaseException:
-                self.release(admitted, ask.elements)
-                raise
         return admitted
 
     def _check_budget(self, admitted: Admitted, elements: int, used: int) -> None:

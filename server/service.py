@@ -16,7 +16,7 @@ import grpc
 
 from agency.audit.log import utc_now
 from agency.faults import crash_point
-from psi.errors import OutOfOrderError
+from psi.errors import OutOfOrderError, StaleStateError
 from psi.executor import Executor
 from psi.messages import BlindedBatch, Finish, SessionStart
 from psi.server_session import ServerSession, run_evaluation
@@ -105,6 +105,8 @@ class MatchingService(pb_grpc.MatchingServicer):
         try:
             with self._admission.session(admitted):
                 key, snapshot = node.current()
+                if key.epoch != admitted.key.epoch:  # a rotation between admission and here
+                    raise StaleStateError(f"the key epoch changed to {key.epoch}; fetch the parameters again")
                 session = ServerSession(key.secret, node.parameters(snapshot), session_id)
                 accepted = session.start(start)
                 node.audit.append(events.query_served(partner, start, session.parameters, session_id))
