@@ -8,6 +8,7 @@
     rate_per_minute = 60                      # requests (tag streams and sessions) per minute
     max_sessions = 2                          # concurrent evaluation sessions
     followup_reply_hours = 48                 # deadline to answer a follow-up request
+    certificate_sha256 = "9f86d0..."          # optional: accept only this certificate (hex SHA-256 of its DER)
 
 A node without partners serves no one. `server.policy` enforces them.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -23,7 +25,9 @@ from psi.errors import ConfigurationError
 from psi.messages import Mode
 
 _KNOWN = {"lists", "modes", "max_query_size", "budget_per_epoch", "rate_per_minute", "max_sessions",
-          "followup_reply_hours"}
+          "followup_reply_hours", "certificate_sha256"}
+_NUMBERS = _KNOWN - {"lists", "modes", "certificate_sha256"}
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,7 @@ class Agreement:
     rate_per_minute: int = 60
     max_sessions: int = 2
     followup_reply_hours: int = 48
+    certificate_sha256: str = ""  # empty: any certificate of the CA naming the partner
 
 
 def parse_agreements(doc: Any) -> dict[str, Agreement]:
@@ -54,10 +59,14 @@ def parse_agreements(doc: Any) -> dict[str, Agreement]:
             raise ConfigurationError(f"{where} lists must name at least one list")
         if not isinstance(modes, list) or not modes or not set(modes) <= {m.value for m in Mode}:
             raise ConfigurationError(f"{where} modes must be a non-empty subset of intersection, cardinality")
-        numbers = {k: table[k] for k in _KNOWN - {"lists", "modes"} if k in table}
+        numbers = {k: table[k] for k in _NUMBERS if k in table}
         if not all(isinstance(v, int) and v > 0 for v in numbers.values()):
             raise ConfigurationError(f"{where} limits must be positive integers")
-        agreements[partner] = Agreement(partner, tuple(lists), tuple(Mode(m) for m in modes), **numbers)
+        pin = table.get("certificate_sha256", "")
+        if not isinstance(pin, str) or (pin and not _SHA256_HEX.fullmatch(pin.lower())):
+            raise ConfigurationError(f"{where} certificate_sha256 must be 64 hex digits (SHA-256 of the DER)")
+        agreements[partner] = Agreement(partner, tuple(lists), tuple(Mode(m) for m in modes), **numbers,
+                                        certificate_sha256=pin.lower())
     return agreements
 
 

@@ -19,6 +19,7 @@
 
     [audit]                         # optional
     checkpoint_every = 100          # sign a checkpoint after this many entries (and at shutdown)
+    signing_key = "audit-keys/agency-b.pem"   # the default: beside the config, never in data_dir
 
     [partners.agency-a]             # one table per partner agency; see server/policy.py
     lists = ["wanted-persons"]
@@ -39,8 +40,9 @@ from pathlib import Path
 from typing import Any
 
 from agency.agreements import Agreement, parse_agreements
+from agency.audit.chain import Signer
 from agency.audit.log import AuditLog
-from agency.keys import load_or_create_signing_key
+from agency.keys import load_or_create_signing_key, public_key_path
 from psi.errors import ConfigurationError
 from psi.messages import Limits
 from psi.profiles import PROFILES, Profile
@@ -65,6 +67,8 @@ class NodeConfig:
     tls: TlsConfig
     limits: Limits
     checkpoint_every: int = 100
+    # Outside data_dir: who can copy or edit the log must not also hold the key that signs it.
+    signing_key_path: Path = Path("audit-keys/audit-signing.pem")
     agreements: dict[str, Agreement] = field(default_factory=dict)
     idle_seconds: int = 30
     plaintext: bool = False
@@ -82,7 +86,8 @@ class NodeConfig:
         return self.data_dir / "audit.log"
 
     @property
-    def signing_key_path(self) -> Path:
+    def legacy_signing_key_path(self) -> Path:
+        """Where releases before issue 13 kept the key: inside data_dir, beside the log it signs."""
         return self.data_dir / "audit-signing.pem"
 
 
@@ -124,22 +129,29 @@ def load_config(path: Path) -> NodeConfig:
         raise ConfigurationError("[limits] values must be positive integers")
     audit = doc.get("audit", {})
     every = audit.get("checkpoint_every", 100) if isinstance(audit, dict) else None
-    if not isinstance(every, int) or every < 1 or set(audit) - {"checkpoint_every"}:
-        raise ConfigurationError("[audit] may only set checkpoint_every, a positive integer")
+    if not isinstance(every, int) or every < 1 or set(audit) - {"checkpoint_every", "signing_key"}:
+        raise ConfigurationError("[audit] may only set checkpoint_every (a positive integer) and signing_key")
+    node_id = _string(node, "id", "node")
+    data_dir = base / _string(node, "data_dir", "node", "data")
+    signing_key = base / _string(audit, "signing_key", "audit", f"audit-keys/{node_id}.pem")
+    if signing_key.resolve().is_relative_to(data_dir.resolve()):
+        raise ConfigurationError(f"[audit] signing_key {signing_key} is inside data_dir {data_dir}: keep the key "
+                                 "that signs the audit log away from the log (docs/audit.md)")
     listen = _string(node, "listen", "node", "127.0.0.1:50051")
     plaintext = node.get("plaintext", False)
     if plaintext is not False and (plaintext is not True or not is_loopback(listen)):
         raise ConfigurationError("[node] plaintext = true is only allowed with a loopback listen address "
                                  "such as 127.0.0.1:PORT; remote partners always need mutual TLS")
     return NodeConfig(
-        node_id=_string(node, "id", "node"),
+        node_id=node_id,
         listen=listen,
-        data_dir=base / _string(node, "data_dir", "node", "data"),
+        data_dir=data_dir,
         list_id=_string(node, "list_id", "node", "wanted-persons"),
         profile=PROFILES[profile_id],
         tls=TlsConfig(*(base / _string(tls, k, "tls") for k in ("ca", "cert", "key"))),
         limits=Limits(**limits_doc),
         checkpoint_every=every,
+        signing_key_path=signing_key,
         agreements=parse_agreements(doc.get("partners")),
         idle_seconds=idle,
         plaintext=plaintext,
@@ -170,7 +182,20 @@ def render_config(node_id: str, listen: str, data_dir: str, ca: str, cert: str, 
     )
 
 
+def audit_signer(config: NodeConfig) -> Signer:
+    """The node's audit signing key (created on first use), never one left inside data_dir."""
+    legacy = config.legacy_signing_key_path
+    if legacy.exists():
+        raise ConfigurationError(
+            f"the audit signing key {legacy} is inside data_dir, beside the log it signs. Move it out: "
+            f"`mkdir -p {config.signing_key_path.parent} && mv {legacy} {config.signing_key_path} && "
+            f"mv {legacy.with_name('audit-signing.pub.pem')} {public_key_path(config.signing_key_path)}` "
+            "(or set [audit] signing_key to where you move it), then give your officers its fingerprint "
+            "(`psi audit key --config ...`)")
+    return load_or_create_signing_key(config.signing_key_path)
+
+
 def open_audit_log(config: NodeConfig) -> AuditLog:
     """The node's audit log, signed with its audit key (created on first use)."""
-    return AuditLog(config.audit_log_path, config.node_id, load_or_create_signing_key(config.signing_key_path),
+    return AuditLog(config.audit_log_path, config.node_id, audit_signer(config),
                     checkpoint_every=config.checkpoint_every)

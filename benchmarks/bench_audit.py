@@ -50,7 +50,7 @@ def build(path: Path, entries: int, signer: Signer) -> float:
                     "case": f"C-{seq % 997}", "items": 100, "outcome": "ok", "status": "OK"}
             entry = make_entry(seq, head, body)
             head = entry.hash
-            chunk.append(entry.line())
+            chunk.append(entry.line(signer))
             if (seq + 1) % EVERY == 0 or seq + 1 == entries:
                 checkpoint = checkpoint_line(seq + 1, head, now, signer)
                 chunk.append(checkpoint)

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from agency.audit.log import utc_now
 from agency.config import NodeConfig, load_config, open_audit_log
+from cli.display import csv_cell, plain
 from client.api import ClientTls, MatchClient
 from psi.client_query import Hit
 from psi.errors import InputError
@@ -28,10 +29,11 @@ console = Console()
 
 def hit_from_file(path: Path, reference: str) -> Hit:
     """The hit with `reference` from a `psi match` output file (it carries the follow-up key)."""
+    cell = csv_cell(reference)  # as `psi match` wrote it
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             for row in csv.DictReader(handle):
-                if row.get("partner_reference") == reference:
+                if row.get("partner_reference") == cell:
                     return Hit(row["local_id"], reference, row["category"], tuple(row["matched_rules"].split("+")),
                                Strength(row["strength"]), bytes.fromhex(row["followup_key"]))
     except (OSError, KeyError, ValueError) as exc:
@@ -40,17 +42,18 @@ def hit_from_file(path: Path, reference: str) -> Hit:
 
 
 def print_status(status: FollowUpStatus) -> None:
-    state = status.status.upper() + (" (OVERDUE)" if status.overdue else "")
-    console.print(f"follow-up {status.followup_id} for {status.reference}: {state}; reply due {status.deadline}",
-                  highlight=False)
+    """The partner's answer: every piece of it is partner text, shown through `plain`."""
+    state = plain(status.status.upper()) + (" (OVERDUE)" if status.overdue else "")
+    console.print(f"follow-up {plain(status.followup_id)} for {plain(status.reference)}: {state}; "
+                  f"reply due {plain(status.deadline)}", highlight=False)
     if status.reason:
-        console.print(f"reason: {status.reason}", highlight=False)
+        console.print(f"reason: {plain(status.reason)}", highlight=False)
     if status.fields:
-        table = Table(title=f"released by {status.decided_by}")
+        table = Table(title=f"released by {plain(status.decided_by)}")
         table.add_column("field")
         table.add_column("value")
         for name, value in status.fields:
-            table.add_row(name, value)
+            table.add_row(plain(name), plain(value))
         console.print(table)
 
 
@@ -106,8 +109,9 @@ def _show(items: list[FollowUp]) -> None:
         table.add_column(column)
     for item in items:
         state = item.status + (" OVERDUE" if item.overdue(now) else "")
-        table.add_row(item.followup_id, item.partner, item.reference, item.record_id, item.purpose,
-                      item.case_reference, item.officer, item.deadline, state)
+        cells = (item.followup_id, item.partner, item.reference, item.record_id, item.purpose,
+                 item.case_reference, item.officer, item.deadline, state)
+        table.add_row(*map(plain, cells))  # the partner wrote most of them
     console.print(table)
 
 
@@ -121,9 +125,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     with _desk(load_config(args.config)) as desk:
         item = desk.get(args.id)
     _show([item])
-    console.print(f"message: {item.message or '-'}", highlight=False)
+    console.print(f"message: {plain(item.message) or '-'}", highlight=False)
     if item.fields:
-        console.print(f"released fields: {', '.join(sorted(item.fields))}", highlight=False)
+        console.print(f"released fields: {plain(', '.join(sorted(item.fields)))}", highlight=False)
     return 0
 
 

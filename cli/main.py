@@ -22,13 +22,14 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from agency.config import load_config, open_audit_log
-from cli.audit import add_audit_commands
+from cli.audit import add_audit_commands, witness_checkpoint
+from cli.display import csv_cell
 from cli.followup import add_followup_commands
 from cli.pki import init_pki
 from cli.record_files import read_records
 from client.api import ClientTls, MatchClient, ProgressCallback
 from psi.client_query import MatchResult
-from psi.errors import PsiError
+from psi.errors import InputError, PsiError
 from psi.messages import Mode
 from psi.profiles import PROFILES, Profile, Strength
 from psi.workers import WorkerPool
@@ -79,12 +80,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_watchlist_import(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    records = read_records(args.file, args.format, require_reference=True)
     with WorkerPool() as pool, progress_bar(not args.quiet) as update:
+        update("read", 0, 1)  # on screen at once, while a large file is parsed
+        records = read_records(args.file, args.format, require_reference=True)
+        update("read", 1, 1)
+        if not records and not args.allow_empty:
+            raise InputError(f"{args.file} holds no records; nothing was imported "
+                             "(pass --allow-empty to record an empty import)")
         report = import_records(config, records, args.operator, _store_progress("import", update), pool)
-    print(f"imported {report.records} records ({report.added} new, {report.updated} updated; "
-          f"{report.match_keys} match keys); "
-          f"list '{config.list_id}' now holds {report.list_size} records, version {report.list_version}")
+    print(f"read {report.records} records: {report.added} new, {report.updated} updated, "
+          f"{report.unchanged} unchanged ({report.match_keys} match keys computed); "
+          f"list '{config.list_id}' holds {report.list_size} records, version {report.list_version}")
     return 0
 
 
@@ -112,12 +118,13 @@ def cmd_keys_rotate(args: argparse.Namespace) -> int:
 
 
 def write_hits(path: Path, result: MatchResult) -> None:
+    """The hits as CSV; references and categories are the partner's text, so no cell can be a formula."""
     with path.open("w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle)
         writer.writerow(HIT_COLUMNS)
         for hit in result.hits:
-            writer.writerow((hit.record_id, hit.reference, hit.category, "+".join(hit.rules),
-                             hit.strength.value, hit.followup_key.hex()))
+            writer.writerow(map(csv_cell, (hit.record_id, hit.reference, hit.category, "+".join(hit.rules),
+                                           hit.strength.value, hit.followup_key.hex())))
 
 
 def summary_line(result: MatchResult) -> str:
@@ -132,9 +139,15 @@ def summary_line(result: MatchResult) -> str:
 def cmd_match(args: argparse.Namespace) -> int:
     audit = None
     profile: Profile | None
+    partner = args.partner
     if args.config:
         config = load_config(args.config)
         tls, profile = ClientTls(config.tls.ca, config.tls.cert, config.tls.key), config.profile
+        if partner is None:  # the one other agency this node has an agreement with, if there is just one
+            others = sorted(set(config.agreements) - {config.node_id})
+            if len(others) != 1:
+                raise PsiError("name the partner this match is for with --partner NAME (its certificate's name)")
+            partner = others[0]
         audit = open_audit_log(config)
     elif args.ca and args.cert and args.key:
         tls, profile = ClientTls(args.ca, args.cert, args.key), PROFILES[args.profile] if args.profile else None
@@ -143,7 +156,7 @@ def cmd_match(args: argparse.Namespace) -> int:
     records = read_records(args.input, args.format)
     mode = Mode(args.mode)
     cache = config.data_dir / "partner-tags" if args.config else None  # repeated queries fetch only changes
-    with MatchClient(args.server, tls, server_name=args.server_name, cache_dir=cache) as client, \
+    with MatchClient(args.server, tls, server_name=args.server_name, partner=partner, cache_dir=cache) as client, \
             progress_bar(not args.quiet) as update:
         try:
             result = client.match(records, purpose=args.purpose, case_reference=args.case,
@@ -155,6 +168,12 @@ def cmd_match(args: argparse.Namespace) -> int:
     if mode is Mode.INTERSECTION:
         write_hits(args.out, result)
     print(summary_line(result))
+    if args.config:  # the partner cosigns this node's audit log (docs/audit.md); the match itself is done
+        try:
+            console.print(witness_checkpoint(config, args.server, tls, args.server_name), highlight=False)
+        except PsiError as exc:
+            console.print(f"[yellow]warning:[/yellow] the partner did not cosign this node's audit log: {exc}",
+                          highlight=False)
     return 0
 
 
@@ -188,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     wl = sub.add_parser("watchlist", help="the node's list").add_subparsers(dest="watchlist", required=True)
     imp = wl.add_parser("import", help="add or update records from CSV or JSON Lines")
-    imp.add_argument("file", type=Path)
+    imp.add_argument("file", type=Path, help="CSV (with a header) or JSON Lines, UTF-8")
+    imp.add_argument("--allow-empty", action="store_true", help="accept a file with no records")
     imp.add_argument("--config", type=Path, required=True)
     imp.add_argument("--format", choices=("csv", "jsonl"))
     imp.add_argument("--operator", default=getpass.getuser(), help="who imports (for the audit log)")
@@ -216,7 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("--key", type=Path)
     match.add_argument("--profile", choices=sorted(PROFILES),
                        help="match profile when no --config is given (default: the partner's)")
-    match.add_argument("--server-name", help="name expected in the partner's certificate")
+    match.add_argument("--partner", help="the partner agency meant: its certificate's common name must be this "
+                                         "(default with --config: the one other agency of its agreements)")
+    match.add_argument("--server-name", help="host name expected in the partner's certificate")
     match.add_argument("--list", default="", help="the partner's list id (default: its default list)")
     match.add_argument("--format", choices=("csv", "jsonl"))
     match.add_argument("--quiet", action="store_true")

@@ -40,9 +40,9 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
                              serialization.NoEncryption())
 
 
-def _name(common_name: str) -> x509.Name:
+def _name(*common_names: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "psi development PKI"),
-                      x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+                      *(x509.NameAttribute(NameOID.COMMON_NAME, name) for name in common_names)])
 
 
 def init_pki(out_dir: Path, node_ids: list[str], *, now: dt.datetime | None = None,
@@ -71,8 +71,12 @@ def init_pki(out_dir: Path, node_ids: list[str], *, now: dt.datetime | None = No
 
 
 def issue_certificate(out_dir: Path, node_id: str, *, start: dt.datetime | None = None,
-                      validity: dt.timedelta = _VALIDITY) -> NodeCredentials:
-    """A node key and certificate signed by the CA in `out_dir` (ca.pem, ca.key)."""
+                      validity: dt.timedelta = _VALIDITY, common_names: tuple[str, ...] | None = None
+                      ) -> NodeCredentials:
+    """A node key and certificate signed by the CA in `out_dir` (ca.pem, ca.key), in <node_id>.pem/.key.
+
+    `common_names` (default: the node id) lets tests issue hostile subjects: several names, a NUL byte.
+    """
     ca_cert = x509.load_pem_x509_certificate((out_dir / "ca.pem").read_bytes())
     ca_key = serialization.load_pem_private_key((out_dir / "ca.key").read_bytes(), password=None)
     if not isinstance(ca_key, ec.EllipticCurvePrivateKey):
@@ -80,7 +84,7 @@ def issue_certificate(out_dir: Path, node_id: str, *, start: dt.datetime | None 
     start = start or dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
-        x509.CertificateBuilder().subject_name(_name(node_id)).issuer_name(ca_cert.subject)
+        x509.CertificateBuilder().subject_name(_name(*(common_names or (node_id,)))).issuer_name(ca_cert.subject)
         .public_key(key.public_key()).serial_number(x509.random_serial_number())
         .not_valid_before(start).not_valid_after(start + validity)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)

@@ -17,7 +17,7 @@ def read_records(path: Path, fmt: str | None = None, *, require_reference: bool 
     if fmt is None:
         raise InputError(f"cannot tell the format of {path}; name it .csv or .jsonl, or pass --format")
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:  # a byte-order mark is no field name
             return parse_records(handle, fmt, require_reference=require_reference)
     except UnicodeDecodeError as exc:
         raise RecordError(f"{path} is not UTF-8 text (byte {exc.start})") from None

@@ -10,6 +10,10 @@ a key rotation or list change, BudgetExceededError for a used-up budget or rate,
 PermissionDeniedError for a request outside the agreement. ParameterMismatchError
 also comes from this side when the partner's suite or profile differ.
 
+The client checks who answers: the partner's certificate must carry exactly one common name,
+equal to `partner` when the caller names the partner it means to reach, and equal to the node
+id in the partner's parameters. Audit entries and the tag cache are keyed by that verified name.
+
 Group operations run on an `Executor`: by default this process's `worker_pool()`,
 whose workers start on the first query large enough to need them (or `start()`).
 """
@@ -17,6 +21,8 @@ whose workers start on the first query large enough to need them (or `start()`).
 from __future__ import annotations
 
 import queue
+import socket
+import ssl
 import threading
 import time
 import uuid
@@ -28,8 +34,6 @@ from types import TracebackType
 from typing import TypeVar
 
 import grpc
-from cryptography import x509
-from cryptography.x509.oid import NameOID
 from google.protobuf.message import Message
 
 from client import audit_events as events
@@ -45,6 +49,7 @@ from psi.errors import (
     PsiError,
     RemoteError,
     StaleStateError,
+    UnauthenticatedError,
 )
 from psi.executor import Executor
 from psi.messages import (
@@ -67,6 +72,7 @@ from psi.workers import WorkerPool
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
+from psiwire.identity import PeerCertificate, identity_from_der, identity_from_pem
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total)
 M = TypeVar("M", bound=Message)
@@ -104,15 +110,36 @@ class ClientTls:
             raise InputError(f"cannot read TLS file {exc.filename}: {exc.strerror}") from None
 
     def identity(self) -> str:
-        """This agency's name as partners see it: the common name of its certificate."""
+        """This agency's name as partners see it: the one common name of its certificate."""
         try:
-            cert = x509.load_pem_x509_certificate(self.cert.read_bytes())
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read the certificate {self.cert}: {exc}") from None
-        names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        if not names:
-            raise InputError(f"the certificate {self.cert} has no common name")
-        return str(names[0].value)
+            return identity_from_pem(self.cert.read_bytes()).name
+        except OSError as exc:
+            raise InputError(f"cannot read the certificate {self.cert}: {exc.strerror}") from None
+        except UnauthenticatedError as exc:
+            raise InputError(f"the certificate {self.cert}: {exc}") from None
+
+    def server_certificate(self, target: str, server_name: str | None = None,
+                           timeout: float = 30.0) -> PeerCertificate:
+        """The certificate the node at `target` (HOST:PORT) presents, verified against our CA.
+
+        gRPC's Python client does not expose the peer certificate, so this is one TLS handshake of
+        its own with the same CA and client certificate; the gRPC channel verifies the same
+        certificate chain for its host name.
+        """
+        host, _, port = target.rpartition(":")
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(self.ca))
+        context.check_hostname = False  # the name that counts is the CN, checked by the caller
+        context.load_cert_chain(self.cert, self.key)
+        context.set_alpn_protocols(["h2"])
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as raw, \
+                    context.wrap_socket(raw, server_hostname=server_name or host.strip("[]")) as tls:
+                der = tls.getpeercert(binary_form=True)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise RemoteError("UNAVAILABLE", f"cannot verify the node at {target}: {exc}") from None
+        if der is None:
+            raise UnauthenticatedError(f"the node at {target} presented no certificate")
+        return identity_from_der(der)
 
 
 def wait_for_node(target: str, tls: ClientTls, *, seconds: float = 60.0,
@@ -143,7 +170,7 @@ class Traffic:
 class MatchClient:
     """One mutual-TLS channel to one partner node; queries run their group operations on `executor`."""
 
-    def __init__(self, target: str, tls: ClientTls, *, server_name: str | None = None,
+    def __init__(self, target: str, tls: ClientTls, *, server_name: str | None = None, partner: str | None = None,
                  timeout: float = 3600.0, cache_dir: Path | None = None, executor: Executor | None = None) -> None:
         options: list[tuple[str, int | str]] = [("grpc.max_receive_message_length", 64 << 20)]
         if server_name:
@@ -152,6 +179,10 @@ class MatchClient:
         self._stub = pb_grpc.MatchingStub(self._channel)
         self._timeout = timeout
         self._target = target
+        self._tls = tls
+        self._server_name = server_name
+        self._expected = partner  # the partner the caller means to reach; its certificate must name it
+        self._partner: str | None = None  # verified, on first use
         self._identity = tls.identity()
         self._cache = TagCache(cache_dir) if cache_dir else None
         self._executor = executor if executor is not None else worker_pool()
@@ -172,12 +203,27 @@ class MatchClient:
         self.traffic.received += message.ByteSize()
         return message
 
+    @property
+    def partner(self) -> str:
+        """Who answers: the verified name of the partner's certificate (UnauthenticatedError if not the one meant)."""
+        if self._partner is None:
+            name = self._tls.server_certificate(self._target, self._server_name).name
+            if self._expected is not None and name != self._expected:
+                raise UnauthenticatedError(f"the node at {self._target} presents a certificate for '{name}', "
+                                           f"not for '{self._expected}'")
+            self._partner = name
+        return self._partner
+
     def parameters(self, list_id: str = "") -> Parameters:
+        partner = self.partner
         try:
             reply = self._stub.GetParameters(pb.GetParametersRequest(list_id=list_id), timeout=60)
         except grpc.RpcError as exc:
             raise remote_error(exc) from None
-        return codec.parameters_from_pb(reply)
+        params = codec.parameters_from_pb(reply)
+        if params.node_id != partner:
+            raise UnauthenticatedError(f"the node '{partner}' claims to be node '{params.node_id}'")
+        return params
 
     def fetch_tags(self, params: Parameters, mode: Mode,
                    progress: ProgressCallback | None = None) -> TagIndex:
@@ -186,16 +232,19 @@ class MatchClient:
         With a cache, an unchanged set costs no transfer and a changed one only its changes;
         `TagSync` decides what to ask for and what a broken stream means.
         """
-        slot = (params.node_id, params.list_id, mode)
+        slot = (self.partner, params.list_id, mode)
         warm = self._indexes.get(slot)
         cached = warm[0] if warm else (self._cache.load(*slot) if self._cache else None)
+        if cached and cached.list_version == params.list_version and \
+                len(cached.tags) != params.tag_count * cached.tag_length:
+            cached = None  # not the set the partner announces: fetch it again
         sync = TagSync(params, mode, cached)
         if warm and sync.done:
             return warm[1]  # this process already holds exactly this set
         while (request := sync.next_request()) is not None:
             self._stream_tags(params.list_id, request, sync, progress)
         tags, labels, version = sync.result()
-        fresh = CachedTags(params.node_id, params.list_id, mode, params.key_epoch, version, params.tag_length,
+        fresh = CachedTags(self.partner, params.list_id, mode, params.key_epoch, version, params.tag_length,
                            tags, labels)
         if self._cache and fresh != cached:
             self._cache.save(fresh)
@@ -257,17 +306,18 @@ class MatchClient:
             if audit:
                 status = exc.status if isinstance(exc, RemoteError) else type(exc).__name__
                 audit.append(events.query_failed(
-                    params.node_id if params else self._target, purpose=purpose, case=case_reference,
+                    self._partner or self._target, purpose=purpose, case=case_reference,
                     operator=operator, request_id=request_id, mode=mode, status=status, message=str(exc)))
             raise
         if audit:
-            audit.append(events.query_made(params.node_id, params, result, purpose=purpose, case=case_reference,
+            audit.append(events.query_made(self.partner, params, result, purpose=purpose, case=case_reference,
                                            operator=operator, request_id=request_id, session_id=session_id))
         return result
 
     def request_followup(self, hit: Hit, *, purpose: str, case_reference: str, officer: str, message: str = "",
                          list_id: str = "", audit: AuditSink | None = None) -> FollowUpStatus:
         """Ask the partner for the personal data behind one hit; an officer there decides."""
+        partner = self.partner
         request_id = uuid.uuid4().hex
         proof = followup.followup_proof(hit.followup_key, self._identity, hit.reference, request_id)
         request = pb.FollowUpRequest(list_id=list_id, reference=hit.reference, purpose=purpose,
@@ -278,19 +328,20 @@ class MatchClient:
         except grpc.RpcError as exc:
             raise remote_error(exc) from None
         if audit:
-            audit.append(events.followup_requested(self._target, status, hit.record_id, purpose=purpose,
+            audit.append(events.followup_requested(partner, status, hit.record_id, purpose=purpose,
                                                    case=case_reference, officer=officer))
         return status
 
     def followup_status(self, followup_id: str, audit: AuditSink | None = None) -> FollowUpStatus:
         """The state of one of our follow-up requests; approved fields are logged as received."""
+        partner = self.partner
         try:
             status = codec.followup_status_from_pb(
                 self._stub.GetFollowUp(pb.GetFollowUpRequest(followup_id=followup_id), timeout=60))
         except grpc.RpcError as exc:
             raise remote_error(exc) from None
         if audit and status.fields:
-            audit.append(events.followup_answered(self._target, status))
+            audit.append(events.followup_answered(partner, status))
         return status
 
     def _evaluate(self, query: IntersectionQuery | CardinalityQuery, tags: Future[TagIndex],

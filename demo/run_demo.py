@@ -143,19 +143,31 @@ def show_followup(configs: dict[str, Path], ports: dict[str, int]) -> bool:
 
 
 def show_audit(nodes: list[str]) -> bool:
-    """What each node's data-protection officer sees: verification and a short report."""
+    """What each node's data-protection officer sees: verification against the partner's witness,
+    both sides of every query reconciled, and a report listing each query."""
     intact = True
+    keys = {node: WORK / f"audit-keys/{node}.pub.pem" for node in nodes}  # the officers' pinned copies
+    logs = {node: WORK / f"data-{node}/audit.log" for node in nodes}
     for node in nodes:
+        partner = next(p for p in nodes if p != node)
         console.rule(f"7. audit log of {node}, as its data-protection officer checks it")
-        log, key = WORK / f"data-{node}/audit.log", WORK / f"data-{node}/audit-signing.pub.pem"
-        verify = subprocess.run([*PSI, "audit", "verify", str(log), "--public-key", str(key)],
-                                capture_output=True, text=True, check=False)
+        bundle = WORK / f"data-{partner}/witness/{node}.json"  # what the partner cosigned after each match
+        verify = subprocess.run([*PSI, "audit", "verify", str(logs[node]), "--public-key", str(keys[node]),
+                                 "--witness", str(bundle)], capture_output=True, text=True, check=False)
         console.print(verify.stdout.strip(), highlight=False)
         intact &= verify.returncode == 0
-        console.print(run("audit", "report", str(log), "--public-key", str(key), "--by", "partner"))
+        console.print(run("audit", "report", str(logs[node]), "--public-key", str(keys[node]), "--by", "partner",
+                          "--entries"))
         page = WORK / f"audit-report-{node}.html"
-        run("audit", "report", str(log), "--public-key", str(key), "--format", "html", "--out", str(page))
+        run("audit", "report", str(logs[node]), "--public-key", str(keys[node]), "--format", "html",
+            "--out", str(page))
         console.print(f"HTML report with a timeline chart: {page}")
+        console.rule(f"8. {node}'s queries, reconciled with {partner}'s log")
+        rec = subprocess.run([*PSI, "audit", "reconcile", "--client", str(logs[node]), "--client-key",
+                              str(keys[node]), "--server", str(logs[partner]), "--server-key", str(keys[partner])],
+                             capture_output=True, text=True, check=False)
+        console.print(rec.stdout.strip(), highlight=False)
+        intact &= rec.returncode == 0
     return intact
 
 

@@ -13,6 +13,13 @@ class Mode(StrEnum):
 
 PROTOCOL_VERSION = 1
 
+# Caps on what a partner may send in a text or bytes field, checked when a message is decoded
+# (psiwire.codec): nothing unbounded reaches a refusal, a log line or an audit entry.
+MAX_ID_CHARS = 128  # list, profile, request and follow-up ids
+MAX_TEXT_CHARS = 512  # purpose, case reference, operator, officer, reference (records.MAX_FIELD_CHARS)
+MAX_NOTE_CHARS = 4000  # the free-text message of a follow-up request
+MAX_DIGEST_BYTES = 64  # profile hash, follow-up proof
+
 
 @dataclass(frozen=True)
 class Limits:

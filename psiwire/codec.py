@@ -1,13 +1,19 @@
 """The one place that converts between core messages and protobuf messages.
 
 Decoding never leaks protobuf's own errors: anything missing or out of range
-becomes MalformedMessageError.
+becomes MalformedMessageError. Every text and bytes field a partner sends is capped here
+(`psi.messages.MAX_*`), so nothing unbounded goes further; the refusal names the field,
+never its content.
 """
 
 from __future__ import annotations
 
 from psi.errors import MalformedMessageError
 from psi.messages import (
+    MAX_DIGEST_BYTES,
+    MAX_ID_CHARS,
+    MAX_NOTE_CHARS,
+    MAX_TEXT_CHARS,
     BlindedBatch,
     ClientMessage,
     Done,
@@ -28,6 +34,18 @@ from psiwire import matching_pb2 as pb
 
 _MODE_TO_PB = {Mode.INTERSECTION: pb.MODE_INTERSECTION, Mode.CARDINALITY: pb.MODE_CARDINALITY}
 _MODE_FROM_PB: dict[int, Mode] = {v: k for k, v in _MODE_TO_PB.items()}
+
+
+def _capped(value: str, name: str, limit: int) -> str:
+    if len(value) > limit:
+        raise MalformedMessageError(f"{name} is longer than {limit} characters")
+    return value
+
+
+def _capped_bytes(value: bytes, name: str, limit: int = MAX_DIGEST_BYTES) -> bytes:
+    if len(value) > limit:
+        raise MalformedMessageError(f"{name} is longer than {limit} bytes")
+    return value
 
 
 def mode_to_pb(mode: Mode) -> pb.Mode:
@@ -86,6 +104,10 @@ def tag_request_to_pb(r: TagRequest, list_id: str = "") -> pb.StreamTagsRequest:
                                 cached_tag_length=r.cached_tag_length)
 
 
+def list_id_from_pb(m: pb.GetParametersRequest | pb.StreamTagsRequest | pb.FollowUpRequest) -> str:
+    return _capped(m.list_id, "list id", MAX_ID_CHARS)
+
+
 def tag_request_from_pb(m: pb.StreamTagsRequest) -> TagRequest:
     return TagRequest(mode_from_pb(m.mode), m.key_epoch, m.list_version, m.offset, m.since_version,
                       m.cached_tag_length)
@@ -108,9 +130,13 @@ def client_message_from_pb(m: pb.EvaluateRequest) -> ClientMessage:
     step = m.WhichOneof("step")
     if step == "start":
         s = m.start
-        return SessionStart(s.list_id, mode_from_pb(s.mode), s.key_epoch, s.profile_id,
-                            s.profile_hash, s.total_elements, s.group_size, s.purpose,
-                            s.case_reference, s.operator, s.request_id)
+        return SessionStart(_capped(s.list_id, "list id", MAX_ID_CHARS), mode_from_pb(s.mode), s.key_epoch,
+                            _capped(s.profile_id, "profile id", MAX_ID_CHARS),
+                            _capped_bytes(s.profile_hash, "profile hash"), s.total_elements, s.group_size,
+                            _capped(s.purpose, "purpose", MAX_TEXT_CHARS),
+                            _capped(s.case_reference, "case reference", MAX_TEXT_CHARS),
+                            _capped(s.operator, "operator", MAX_TEXT_CHARS),
+                            _capped(s.request_id, "request id", MAX_ID_CHARS))
     if step == "batch":
         return BlindedBatch(m.batch.index, m.batch.elements)
     if step == "finish":
@@ -140,6 +166,21 @@ def server_message_from_pb(m: pb.EvaluateResponse) -> ServerMessage:
     if step == "done":
         return Done(m.done.evaluated)
     raise MalformedMessageError("an EvaluateResponse must hold accepted, batch, progress or done")
+
+
+def followup_request_from_pb(m: pb.FollowUpRequest) -> dict[str, str | bytes]:
+    """A partner's follow-up request as `server.followups.FollowUpDesk.receive` takes it."""
+    return {"reference": _capped(m.reference, "reference", MAX_TEXT_CHARS),
+            "purpose": _capped(m.purpose, "purpose", MAX_TEXT_CHARS),
+            "case_reference": _capped(m.case_reference, "case reference", MAX_TEXT_CHARS),
+            "officer": _capped(m.officer, "officer", MAX_TEXT_CHARS),
+            "message": _capped(m.message, "message", MAX_NOTE_CHARS),
+            "request_id": _capped(m.request_id, "request id", MAX_ID_CHARS),
+            "proof": _capped_bytes(m.proof, "proof")}
+
+
+def followup_id_from_pb(m: pb.GetFollowUpRequest) -> str:
+    return _capped(m.followup_id, "follow-up id", MAX_ID_CHARS)
 
 
 def followup_status_to_pb(s: FollowUpStatus) -> pb.FollowUpStatus:

@@ -1,17 +1,21 @@
 """The one door of the node: every partner request is admitted here, or refused, before any work.
 
-    identity -> agreement -> list -> mode -> size -> rate -> serving key -> replay + budget
+    identity -> agreement (+ pinned certificate) -> rate -> list -> mode -> size -> serving key
+    -> replay + budget
 
 Each check exists once, in this order, with one error class (and so one gRPC
 status, `server.status_codes`) per failure:
 
-    UnauthenticatedError    the certificate names no partner          UNAUTHENTICATED
+    UnauthenticatedError    the certificate names no partner, or not  UNAUTHENTICATED
+                            the one its agreement pins
     NotFoundError           this node serves no such list             NOT_FOUND
     PermissionDeniedError   list, mode or size outside the agreement  PERMISSION_DENIED
     BudgetExceededError     rate, sessions or evaluation budget       RESOURCE_EXHAUSTED
     ConfigurationError      the node cannot serve (key unusable)      UNAVAILABLE
     ReplayError             a request id used before                  ALREADY_EXISTS
 
+The rate is taken before the request is decoded: every request of a known partner costs a
+token, refused or not, so a partner cannot flood the node (and its audit log) with refusals.
 An empty list id means the node's own list, everywhere. Replay ids and the
 budget check share one store transaction; the servicer writes the audit
 entry after it commits and before anything is disclosed (a crash in between
@@ -30,8 +34,9 @@ from dataclasses import dataclass
 
 from agency.agreements import Agreement
 from agency.keys import ServerKey
-from psi.errors import BudgetExceededError, NotFoundError, PermissionDeniedError
+from psi.errors import BudgetExceededError, NotFoundError, PermissionDeniedError, UnauthenticatedError
 from psi.messages import Mode
+from psiwire.identity import PeerCertificate
 from server.node import Node
 
 
@@ -62,14 +67,17 @@ class Admission:
         self._lock = threading.Lock()
         self._reserved: dict[tuple[str, int], int] = {}  # (partner, epoch) -> announced, not yet charged
 
-    def admit(self, partner: str, decode: Callable[[], Ask]) -> Admitted:
-        """Check what `decode` reads off the request for `partner`, in the documented order; raise on refusal.
+    def admit(self, peer: PeerCertificate, decode: Callable[[], Ask]) -> Admitted:
+        """Check what `decode` reads off the request for `peer`, in the documented order; raise on refusal.
 
-        The request is decoded only once the partner is known: a stranger learns nothing, not
-        even whether its message was well formed.
+        The request is decoded only once the partner is known and has paid its rate: a stranger
+        learns nothing, not even whether its message was well formed.
         """
-        node = self._node
+        node, partner = self._node, peer.name
         agreement = node.policy.agreement(partner)
+        if agreement.certificate_sha256 and agreement.certificate_sha256 != peer.sha256:
+            raise UnauthenticatedError(f"the certificate for '{partner}' is not the one its agreement pins")
+        node.policy.rates.take(agreement)
         ask = decode()
         own = node.config.list_id
         list_id = ask.list_id or own
@@ -84,7 +92,6 @@ class Admission:
         if ask.elements > limit:
             raise PermissionDeniedError(f"the agreement allows at most {limit} elements per request; "
                                         f"this one announces {ask.elements}")
-        node.policy.rates.take(agreement)
         key = node.key
         admitted = Admitted(partner, agreement, list_id, key)
         if ask.request_id is not None:

@@ -18,10 +18,12 @@ from psi.executor import INLINE, Executor
 from psi.workers import WorkerPool
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
+from psiwire import witness_pb2, witness_pb2_grpc
 from server.node import Node
 from server.recovery import reconcile
 from server.service import MatchingService
 from server.store import Progress, Store
+from server.witness import WitnessService
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Matching"].full_name
@@ -58,6 +60,7 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 32,
         ],
     )
     pb_grpc.add_MatchingServicer_to_server(MatchingService(node, executor), server)
+    witness_pb2_grpc.add_WitnessServicer_to_server(WitnessService(node), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
 
@@ -69,7 +72,8 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 32,
     node.on_serving = report
     report(node.serving)
     reflection.enable_server_reflection(
-        (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+        (SERVICE_NAME, witness_pb2.DESCRIPTOR.services_by_name["Witness"].full_name,
+         health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
         server,
     )
     bind = address or node.config.listen

@@ -11,8 +11,11 @@ from typing import Any
 
 from psi.messages import Mode, Parameters, SessionStart
 
+_MAX_MESSAGE_CHARS = 1024  # of a refusal's message: the codec caps each field, this caps their sum
+
 
 def _start_fields(start: SessionStart | None) -> dict[str, Any]:
+    """What a partner asked for (each field capped at decoding, `psiwire.codec`)."""
     if start is None:
         return {}
     return {"purpose": start.purpose, "case": start.case_reference, "operator": start.operator,
@@ -40,14 +43,14 @@ def refused(partner: str, rpc: str, status: str, message: str, start: SessionSta
             session_id: str = "") -> dict[str, Any]:
     return {"operation": "request.refused", "role": "server", "partner": partner, "rpc": rpc,
             **_start_fields(start), "session_id": session_id, "outcome": "refused", "status": status,
-            "message": message}
+            "message": message[:_MAX_MESSAGE_CHARS]}
 
 
 def watchlist_changed(operation: str, operator: str, list_id: str, *, added: int = 0, updated: int = 0,
-                      erased: int = 0, erased_ids: list[str] | None = None) -> dict[str, Any]:
+                      unchanged: int = 0, erased: int = 0, erased_ids: list[str] | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"operation": operation, "role": "owner", "operator": operator, "list_id": list_id,
-                            "added": added, "updated": updated, "erased": erased, "outcome": "ok",
-                            "status": "OK"}
+                            "added": added, "updated": updated, "unchanged": unchanged, "erased": erased,
+                            "outcome": "ok", "status": "OK"}
     if erased_ids is not None:
         body["erased_record_ids"] = sorted(erased_ids)
     return body

@@ -117,17 +117,16 @@ class FollowUpDesk:
             self._audit.outcome(op_id, body)
         return row
 
-    def get(self, followup_id: str) -> FollowUp:
+    def get(self, followup_id: str, partner: str | None = None) -> FollowUp:
+        """One request; with `partner`, only that partner's: another's answers exactly like an unknown id."""
         rows = self._store.query_rows("SELECT * FROM followups WHERE id=?", (followup_id,))
-        if not rows:
+        if not rows or partner not in (None, rows[0]["partner"]):
             raise NotFoundError(f"no follow-up request '{followup_id}'")
         return FollowUp.from_row(rows[0])
 
     def for_partner(self, partner: str, followup_id: str) -> FollowUp:
         """A partner's own request; releasing approved fields is audited as a disclosure."""
-        item = self.get(followup_id)
-        if item.partner != partner:
-            raise NotFoundError(f"no follow-up request '{followup_id}' of '{partner}'")
+        item = self.get(followup_id, partner)
         if item.status == "approved":
             body = events.followup(item.__dict__, "followup.disclosed", role="server")
             body["fields_released"] = sorted(item.fields)

@@ -16,7 +16,7 @@ import grpc
 
 from agency.audit.log import utc_now
 from agency.faults import crash_point
-from psi.errors import OutOfOrderError, StaleStateError
+from psi.errors import OutOfOrderError, StaleStateError, UnauthenticatedError
 from psi.executor import Executor
 from psi.messages import BlindedBatch, Finish, SessionStart
 from psi.server_session import ServerSession, run_evaluation
@@ -24,6 +24,7 @@ from psi.tag_sync import plan_tags, tag_chunks
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
+from psiwire.identity import PeerCertificate, identity_from_pem
 from server import audit_events as events
 from server.admission import Admission, Admitted, Ask
 from server.idle import with_idle_timeout
@@ -32,17 +33,26 @@ from server.status_codes import grpc_errors
 
 log = logging.getLogger(__name__)
 PLAINTEXT_PARTNER = "plaintext-loopback"
+UNVERIFIED_PARTNER = "(unverified)"  # how a refusal names a caller whose certificate names no one
 _MARGIN = 1024  # bytes of gRPC framing under the message limit
 
 
-def peer_identity(context: grpc.ServicerContext) -> str:
-    """The partner's name from its verified client certificate (CN)."""
+def peer_identity(context: grpc.ServicerContext) -> PeerCertificate:
+    """The partner's certificate, parsed here (`psiwire.identity`): exactly one CN, no control characters."""
     auth = context.auth_context()
-    names = auth.get("x509_common_name", [])
-    if names:
-        return str(names[0].decode())
-    return PLAINTEXT_PARTNER if not auth.get("transport_security_type") or auth.get(
-        "transport_security_type") == [b"insecure"] else "unknown"
+    pems = auth.get("x509_pem_cert", [])
+    if len(pems) == 1:
+        return identity_from_pem(pems[0])
+    if not pems and auth.get("transport_security_type", [b"insecure"]) == [b"insecure"]:
+        return PeerCertificate(PLAINTEXT_PARTNER, "")  # load_config allows plaintext on loopback only
+    raise UnauthenticatedError("the connection carries no single client certificate")
+
+
+def _refused_partner(context: grpc.ServicerContext) -> str:
+    try:
+        return peer_identity(context).name
+    except UnauthenticatedError:
+        return UNVERIFIED_PARTNER
 
 
 class MatchingService(pb_grpc.MatchingServicer):
@@ -58,21 +68,22 @@ class MatchingService(pb_grpc.MatchingServicer):
         """Audits a refusal, with what the partner asked for when a session start arrived."""
         def record(code: grpc.StatusCode, message: str) -> None:
             start = requested[-1] if requested else None
-            self._node.audit.append(events.refused(peer_identity(context), rpc, code.name, message, start,
+            self._node.audit.append(events.refused(_refused_partner(context), rpc, code.name, message, start,
                                                    session_id))
         return record
 
     def GetParameters(self, request: pb.GetParametersRequest, context: grpc.ServicerContext) -> pb.Parameters:
         with grpc_errors(context, self._refusal(context, "GetParameters")):
-            self._admission.admit(peer_identity(context), lambda: Ask("GetParameters", request.list_id))
+            self._admission.admit(peer_identity(context), lambda: Ask("GetParameters",
+                                                                      codec.list_id_from_pb(request)))
             return codec.parameters_to_pb(self._node.parameters())
         raise AssertionError("unreachable")
 
     def StreamTags(self, request: pb.StreamTagsRequest,
                    context: grpc.ServicerContext) -> Iterator[pb.TagChunk]:
         with grpc_errors(context, self._refusal(context, "StreamTags")):
-            partner = peer_identity(context)
-            self._admission.admit(partner, lambda: Ask("StreamTags", request.list_id, codec.mode_from_pb(request.mode)))
+            partner = self._admission.admit(peer_identity(context), lambda: Ask(
+                "StreamTags", codec.list_id_from_pb(request), codec.mode_from_pb(request.mode))).partner
             _, snapshot = self._node.current()
             plan = plan_tags(codec.tag_request_from_pb(request), snapshot)
             changes = self._node.store.changes(snapshot.key_epoch, plan.since_version) if plan.delta else None
@@ -135,20 +146,18 @@ class MatchingService(pb_grpc.MatchingServicer):
 
     def RequestFollowUp(self, request: pb.FollowUpRequest, context: grpc.ServicerContext) -> pb.FollowUpStatus:
         with grpc_errors(context, self._refusal(context, "RequestFollowUp")):
-            partner = peer_identity(context)
-            admitted = self._admission.admit(partner, lambda: Ask("RequestFollowUp", request.list_id))
-            fields = {name: getattr(request, name) for name in (
-                "reference", "purpose", "case_reference", "officer", "message", "request_id", "proof")}
+            admitted = self._admission.admit(peer_identity(context), lambda: Ask(
+                "RequestFollowUp", codec.list_id_from_pb(request)))
+            fields = codec.followup_request_from_pb(request)
             now = utc_now()
-            item = self._node.followups.receive(partner, admitted.agreement, admitted.key, self._node.config.profile,
-                                                fields, now)
+            item = self._node.followups.receive(admitted.partner, admitted.agreement, admitted.key,
+                                                self._node.config.profile, fields, now)
             return codec.followup_status_to_pb(item.public(now))
         raise AssertionError("unreachable")
 
     def GetFollowUp(self, request: pb.GetFollowUpRequest, context: grpc.ServicerContext) -> pb.FollowUpStatus:
         with grpc_errors(context, self._refusal(context, "GetFollowUp")):
-            partner = peer_identity(context)
-            self._admission.admit(partner, lambda: Ask("GetFollowUp"))
-            item = self._node.followups.for_partner(partner, request.followup_id)
+            admitted = self._admission.admit(peer_identity(context), lambda: Ask("GetFollowUp"))
+            item = self._node.followups.for_partner(admitted.partner, codec.followup_id_from_pb(request))
             return codec.followup_status_to_pb(item.public(utc_now()))
         raise AssertionError("unreachable")

@@ -63,6 +63,7 @@ class Upserted(NamedTuple):
     match_keys: int  # computed: those of the records, or of the whole list under a new profile
     added: int
     updated: int
+    unchanged: int = 0  # records identical to the stored ones: not touched, no new list version
 
 
 def _next_version(db: sqlite3.Connection) -> int:
@@ -275,6 +276,14 @@ class Store:
         With `op_id`, the operation is recorded as done (IMPORT_OPERATION) in the same transaction.
         """
         stale = not self.holds_profile(profile)
+        given = len(records)
+        if not stale:  # an identical record changes nothing: no tags computed, no list version
+            records = self._changed(records)
+            if not records:
+                if op_id is not None:
+                    with self.transaction() as db:
+                        self.mark_operation(db, op_id, IMPORT_OPERATION)
+                return Upserted(0, 0, 0, given)
         ids = {r.record_id for r in records}
         todo = [*records, *(r for r in self.records() if r.record_id not in ids)] if stale else list(records)
         running = map_chunks(self._executor, tags.prepare_records, todo, key.secret, profile, chunk=2048)
@@ -310,7 +319,19 @@ class Store:
                 if op_id is not None:
                     self.mark_operation(db, op_id, IMPORT_OPERATION)
                 crash_point("store.before_commit")
-        return Upserted(computed, len(records) - updated, updated)
+        return Upserted(computed, len(records) - updated, updated, given - len(records))
+
+    def _changed(self, records: Sequence[Record]) -> list[Record]:
+        """The records that are new or differ from the stored ones (compared in canonical form)."""
+        stored: dict[str, str] = {}
+        ids = [r.record_id for r in records]
+        for start in range(0, len(ids), 500):  # under SQLite's limit of bound parameters
+            part = ids[start:start + 500]
+            marks = ",".join("?" * len(part))
+            stored.update(self.query(f"SELECT record_id, data FROM records WHERE record_id IN ({marks})",  # noqa: S608
+                                     tuple(part)))
+        canonical = {rid: record_to_json(record_from_json(data)) for rid, data in stored.items()}
+        return [r for r in records if canonical.get(r.record_id) != record_to_json(r)]
 
     @contextmanager
     def _staging(self) -> Iterator[None]:

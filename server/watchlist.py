@@ -28,6 +28,7 @@ class ImportReport:
     records: int
     added: int
     updated: int
+    unchanged: int
     match_keys: int
     list_version: int
     list_size: int
@@ -53,18 +54,20 @@ def import_records(config: NodeConfig, records: Sequence[Record], operator: str,
                    progress: Progress | None = None, executor: Executor = INLINE) -> ImportReport:
     """Add or update `records` (by id) in one transaction, with their tags for the current epoch.
 
+    Records identical to the stored ones are left alone; when all are, the list keeps its version.
+
     Audited as an intent before and an outcome after the transaction (server.recovery).
     """
     with _list_change(config, operator, executor) as (store, audit, key):
         with audited(audit, config.data_dir, events.list_change_intent("watchlist.import", operator, config.list_id,
                                                                         len(records))) as op_id:
             crash_point("import.after_intent")
-            keys, added, updated = store.upsert(records, key, config.profile, progress, op_id=op_id)
+            keys, added, updated, unchanged = store.upsert(records, key, config.profile, progress, op_id=op_id)
             crash_point("import.after_commit")
             audit.outcome(op_id, events.watchlist_changed(
                 "watchlist.update" if updated and not added else "watchlist.import", operator, config.list_id,
-                added=added, updated=updated))
-        return ImportReport(len(records), added, updated, keys, store.list_version, store.record_count())
+                added=added, updated=updated, unchanged=unchanged))
+        return ImportReport(len(records), added, updated, unchanged, keys, store.list_version, store.record_count())
 
 
 def erase_records(config: NodeConfig, record_ids: Sequence[str], operator: str) -> list[str]:

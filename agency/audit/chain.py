@@ -2,21 +2,30 @@
 
 A log is JSON Lines. Three kinds of line:
 
-    {"kind": "entry", "seq": n, "prev": h(n-1), "body": {...}, "hash": h(n)}
+    {"kind": "entry", "seq": n, "prev": h(n-1), "body": {...}, "hash": h(n), "mac": m(n)}
     {"kind": "checkpoint", "count": n + 1, "head": h(n), "time": ..., "signature": ...}
     {"kind": "base", "next_seq": k, "prev": h(k-1), "time": ..., "signature": ...}   (first line after a prune)
 
     d(n) = blake3("psi-audit-entry-v1" || canonical JSON of {"seq": n, "body": body})
     h(n) = blake3("psi-audit-chain-v1" || h(n-1) || d(n)),  h(-1) = 32 zero bytes
 
+Every line is the canonical JSON of its fields (sorted keys, no spaces), nothing else.
 Checkpoints and bases are signed with the node's Ed25519 key (RFC 8032,
-pycryptodome) over a domain tag, the count, the head hash and the time. Exports carry
+pycryptodome) over a domain tag, the count, the head hash and the time.
+
+    m(n) = keyed blake3(K, h(n)),  K = blake3 derive_key("psi-audit-writer-mac-v1", Ed25519 seed)
+
+The mac lets the node's own writers, who hold the key, tell the entries they
+wrote from forged ones before they sign them; an officer cannot check it and
+does not need to (docs/audit.md). Exports carry
 the digests d(n) of foreign entries, so a case's entries can be checked
 against a signed checkpoint without disclosing other cases.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -30,10 +39,17 @@ _ENTRY_TAG = b"psi-audit-entry-v1"
 _CHAIN_TAG = b"psi-audit-chain-v1"
 _CHECKPOINT_TAG = b"psi-audit-checkpoint-v1"
 _BASE_TAG = b"psi-audit-base-v1"
+_MAC_CONTEXT = "psi-audit-writer-mac-v1"
 
 
 def canonical(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def fingerprint(public_pem: str) -> str:
+    """Names an audit key: SHA256 of the raw Ed25519 public key, as `psi audit key` prints it."""
+    raw = ECC.import_key(public_pem).export_key(format="raw")
+    return "SHA256:" + hashlib.sha256(raw).hexdigest()
 
 
 def entry_digest(seq: int, body: dict[str, Any]) -> bytes:
@@ -59,6 +75,7 @@ class Signer:
         if key.curve != "Ed25519" or not key.has_private():
             raise ValueError("an Ed25519 private key is required")
         self._key = key
+        self._mac_key = blake3.blake3(key.seed, derive_key_context=_MAC_CONTEXT).digest()
 
     def __repr__(self) -> str:
         return "Signer(<Ed25519 private key>)"
@@ -68,6 +85,12 @@ class Signer:
 
     def public_pem(self) -> str:
         return str(self._key.public_key().export_key(format="PEM"))
+
+    def mac(self, chain_value: bytes) -> str:
+        return blake3.blake3(chain_value, key=self._mac_key).hexdigest()
+
+    def mac_ok(self, chain_value: bytes, mac: object) -> bool:
+        return isinstance(mac, str) and hmac.compare_digest(self.mac(chain_value), mac)
 
 
 class Verifier:
@@ -92,9 +115,9 @@ class Entry:
     body: dict[str, Any]
     hash: bytes
 
-    def line(self) -> bytes:
+    def line(self, signer: Signer) -> bytes:
         return canonical({"kind": "entry", "seq": self.seq, "prev": self.prev.hex(), "body": self.body,
-                          "hash": self.hash.hex()}) + b"\n"
+                          "hash": self.hash.hex(), "mac": signer.mac(self.hash)}) + b"\n"
 
 
 def make_entry(seq: int, prev: bytes, body: dict[str, Any]) -> Entry:

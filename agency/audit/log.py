@@ -13,6 +13,14 @@ detected.
 Writers do not re-verify what was verified before: `LOG.head` records the
 verified prefix (see `Head`), written with each checkpoint, and a writer
 verifies only the bytes after it. `psi audit verify` never reads it.
+
+A writer never signs over a log it cannot vouch for. It refuses (AuditError,
+nothing written) when the log shrank or was replaced under it, when the
+prefix `LOG.head` names does not end in a checkpoint signed with the node's
+key, when `LOG.checkpoint` holds a signed state the log no longer has, when
+an entry is of another node or dated before the one preceding it, and when an
+unsigned entry lacks the writer mac only the node's key can make (a forgery,
+or an edit rechained in the unsigned window).
 """
 
 from __future__ import annotations
@@ -27,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -35,19 +43,24 @@ from agency.audit.chain import (
     Signer,
     Verifier,
     base_message,
-    chain_hash,
     checkpoint_line,
     checkpoint_message,
-    entry_digest,
     make_entry,
 )
-from agency.audit.verify import LogState, scan, sidecar_path, track_intent
+from agency.audit.verify import (
+    LogState,
+    read_checkpoint_file,
+    scan,
+    sidecar_path,
+    track_intent,
+    unsigned_mac_problem,
+)
 from agency.file_lock import locked
 from psi.errors import AuditError
 
 Clock = Callable[[], dt.datetime]
 _log = logging.getLogger(__name__)
-_HEAD_FORMAT = "psi-audit-head-v1"
+_HEAD_FORMAT = "psi-audit-head-v2"
 _CHUNK = 4 << 20  # verify in chunks: memory stays flat however long the new part is
 
 
@@ -111,10 +124,13 @@ def head_path(log: Path) -> Path:
 class Head:
     """The verified prefix of a log, as `LOG.head` records it (JSON, one object):
 
-    {"format": "psi-audit-head-v1", "inode": ..., "offset": bytes verified,
+    {"format": "psi-audit-head-v2", "inode": ..., "offset": bytes verified,
      "last_line": offset of the prefix's last line, "lines": lines in the prefix,
      "next_seq": ..., "head": h(next_seq - 1) hex, "last_checkpoint_count": ...,
-     "open_intents": {op id: intent body}}
+     "open_intents": {op id: intent body}, "node": ..., "last_time": ...}
+
+    The prefix always ends with a checkpoint (or a lone base), whose signature
+    a writer checks before it trusts the prefix.
     """
 
     inode: int
@@ -125,7 +141,8 @@ class Head:
         return json.dumps({"format": _HEAD_FORMAT, "inode": self.inode, "offset": s.valid_bytes,
                            "last_line": s.last_line_start, "lines": s.lines, "next_seq": s.next_seq,
                            "head": s.head.hex(), "last_checkpoint_count": s.last_checkpoint_count,
-                           "open_intents": s.intents}, sort_keys=True).encode() + b"\n"
+                           "open_intents": s.intents, "node": s.node, "last_time": s.last_time},
+                          sort_keys=True).encode() + b"\n"
 
     @classmethod
     def load(cls, data: bytes) -> Head | None:
@@ -135,11 +152,14 @@ class Head:
                 return None
             state = LogState(next_seq=doc["next_seq"], head=bytes.fromhex(doc["head"]),
                              last_checkpoint_count=doc["last_checkpoint_count"], valid_bytes=doc["offset"],
-                             lines=doc["lines"], last_line_start=doc["last_line"], intents=doc["open_intents"])
+                             lines=doc["lines"], last_line_start=doc["last_line"], intents=doc["open_intents"],
+                             node=str(doc["node"]), last_time=str(doc["last_time"]))
+            state.checkpoint_head = state.head
             numbers = (doc["inode"], state.next_seq, state.last_checkpoint_count, state.valid_bytes,
                        state.lines, state.last_line_start)
             if not all(isinstance(n, int) and n >= 0 for n in numbers) or len(state.head) != 32 \
-                    or not isinstance(state.intents, dict) or state.last_line_start > state.valid_bytes:
+                    or not isinstance(state.intents, dict) or state.last_line_start > state.valid_bytes \
+                    or state.last_checkpoint_count != state.next_seq:
                 return None
             return cls(doc["inode"], state)
         except (ValueError, KeyError, TypeError):
@@ -152,14 +172,10 @@ def save_head(log: Path, inode: int, state: LogState) -> None:
 
 
 def _ends_head(raw: bytes, state: LogState, verifier: Verifier) -> bool:
-    """Whether `raw`, the prefix's last line as the file holds it now, ends the chain at `state`."""
+    """Whether `raw`, the prefix's last line as the file holds it now, is a signature of the chain at `state`."""
     try:
         obj = json.loads(raw)
         kind, moment, signature = obj["kind"], str(obj.get("time")), str(obj.get("signature", ""))
-        if kind == "entry":
-            seq, prev = obj["seq"], bytes.fromhex(obj["prev"])
-            return bool(seq == state.next_seq - 1 and bytes.fromhex(obj["hash"]) == state.head
-                        and chain_hash(prev, entry_digest(seq, obj["body"])) == state.head)
         if kind == "checkpoint":
             return bool(obj["count"] == state.next_seq and bytes.fromhex(obj["head"]) == state.head
                         and verifier.check(checkpoint_message(state.next_seq, state.head, moment), signature))
@@ -168,6 +184,22 @@ def _ends_head(raw: bytes, state: LogState, verifier: Verifier) -> bool:
                     and verifier.check(base_message(state.next_seq, state.head, moment), signature))
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+def _parse_line(raw: bytes) -> dict[str, Any]:
+    try:
+        obj = json.loads(raw)
+    except ValueError:
+        return {}
+    return obj if isinstance(obj, dict) else {}
+
+
+def _merge(before: LogState, after: LogState) -> LogState:
+    """A resumed scan keeps only its own hashes and unsigned entries: carry the earlier chunks' over."""
+    after.hashes = {**before.hashes, **after.hashes}
+    if after.checkpoints == before.checkpoints:  # no checkpoint since: the earlier unsigned entries still are
+        after.unsigned = before.unsigned + after.unsigned
+    return after
 
 
 class AuditLog:
@@ -186,8 +218,9 @@ class AuditLog:
         self._clock = clock
         self._monotonic = monotonic
         self._lock = threading.Lock()
-        self._state = LogState()
+        self._state = LogState(node=node_id)
         self._inode = -1  # of the log this process verified (-1: none yet)
+        self._last_line = b""  # the verified prefix's last line (and the newline before it), as written
         self._pending_since: float | None = None  # monotonic time the oldest unsigned entry was seen
         self._stopped = threading.Event()  # set: no (more) timer thread
         if not timer:
@@ -211,42 +244,97 @@ class AuditLog:
     def _unsigned(self) -> int:
         return self._state.next_seq - self._state.last_checkpoint_count
 
+    def _refuse(self, what: str) -> AuditError:
+        return AuditError(f"audit log {self.path}: {what}; nothing was written. Run `psi audit verify` and restore "
+                          "the log and its checkpoint file from a backup before this node writes to it again")
+
     def _catch_up(self) -> None:
-        """Verify what other processes appended since; repair a torn tail once."""
+        """Verify what other processes appended since; repair a torn tail once. Refuses a tampered log."""
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            self._adopt(LogState(), -1)
+            if self._inode != -1 or sidecar_path(self.path).exists():
+                raise self._refuse("the log is gone but it was written before (its checkpoint file remains, "
+                                   "or this process wrote it)") from None
+            self._adopt(LogState(node=self.node_id), -1)
             return
-        full = False
-        if st.st_ino != self._inode or st.st_size < self._state.valid_bytes:
-            known = self._verified_head(st)
-            full = known is None
-            self._adopt(known or LogState(), st.st_ino)
-        if st.st_size == self._state.valid_bytes:
-            return
-        with self.path.open("rb") as handle:
-            state = self._verify_rest(handle)
-        if state.problem:
-            raise AuditError(f"audit log {self.path} fails verification ({state.problem.message}); "
-                             "run `psi audit verify` and restore it before serving")
-        torn = state.torn_tail_bytes
-        if torn:
-            os.truncate(self.path, state.valid_bytes)
+        fresh = st.st_ino != self._inode
+        if not fresh and (st.st_size < self._state.valid_bytes or self._prefix_end(self._state) != self._last_line):
+            raise self._refuse(f"it shrank or was rewritten since this process verified it up to entry "
+                               f"{self._state.next_seq - 1}")
+        # Work on a copy: this process's verified state changes only once the file passed every check.
+        state = self._state
+        if fresh:
+            state = self._verified_head(st) or LogState(node=self.node_id)
+        if st.st_size != state.valid_bytes:
+            with self.path.open("rb") as handle:
+                state = self._verify_from(handle, replace(state, unsigned=[]))
+            problem = state.problem or unsigned_mac_problem(state, self._signer)
+            if problem:
+                raise self._refuse(f"it fails verification ({problem.message})")
+        if fresh:
+            self._check_signed_state(state, None if self._inode == -1 else self._state)
+        torn, state.torn_tail_bytes = state.torn_tail_bytes, 0  # repaired below, once
         self._adopt(state, st.st_ino)
-        if full:
+        self._last_line = self._prefix_end(state)
+        if fresh and not self._unsigned:
             self._save_head()
         if torn:
+            os.truncate(self.path, state.valid_bytes)
             self._write({"operation": "log.recovered", "outcome": "ok",
                          "message": f"removed a torn tail of {torn} bytes left by an interrupted write"})
 
+    def _check_signed_state(self, state: LogState, before: LogState | None) -> None:
+        """A newly opened file (`state`) must hold the latest signed state and extend what this process verified."""
+        side = sidecar_path(self.path)
+        if not side.exists():
+            if state.last_checkpoint_count:
+                raise self._refuse(f"its checkpoint file {side} is missing")
+        else:
+            latest = read_checkpoint_file(side, self._verifier)
+            if latest is None:
+                raise self._refuse(f"its checkpoint file {side} is damaged or not signed with this node's key")
+            count, head = latest
+            if count > state.last_checkpoint_count or (count == state.last_checkpoint_count
+                                                       and head != state.checkpoint_head):
+                raise self._refuse(f"the log lacks the signed state over {count} entries that {side} holds "
+                                   "(truncated, rolled back or forked)")
+        if before is not None and before.next_seq and not self._continues(before):
+            raise self._refuse(f"the replaced log does not continue the chain this process verified up to "
+                               f"entry {before.next_seq - 1}")
+
+    def _continues(self, before: LogState) -> bool:
+        """Whether the file now (pruned by another process) holds the chain `before` ended, or a signed cut after it."""
+        with self.path.open("rb") as handle:
+            first = _parse_line(handle.readline())
+            if first.get("kind") == "base" and isinstance(first.get("next_seq"), int) \
+                    and first["next_seq"] >= before.next_seq:  # the cut is at or after `before`'s end: cheap
+                try:
+                    prev = bytes.fromhex(str(first.get("prev", "")))
+                except ValueError:
+                    return False
+                signed = self._verifier.check(base_message(first["next_seq"], prev, str(first.get("time"))),
+                                              str(first.get("signature", "")))
+                return signed and (first["next_seq"] > before.next_seq or prev == before.head)
+            full = self._verify_from(handle, LogState(node=self.node_id), watch=before.next_seq - 1)
+        return full.next_seq >= before.next_seq and full.hashes.get(before.next_seq - 1) == before.head
+
+    def _prefix_end(self, state: LogState) -> bytes:
+        """The verified prefix's last line as the file holds it now, with the newline before it (b"" if none)."""
+        if not state.valid_bytes:
+            return b""
+        with self.path.open("rb") as handle:
+            handle.seek(max(state.last_line_start - 1, 0))
+            return handle.read(state.valid_bytes - handle.tell())
+
     def _verified_head(self, st: os.stat_result) -> LogState | None:
-        """The prefix `LOG.head` records, if the log still ends it there; None means verify it all."""
+        """The prefix `LOG.head` records, if the log still ends it there with a signature; None: verify it all."""
         try:
             head = Head.load(head_path(self.path).read_bytes())
         except OSError:  # missing or unreadable: a cache, so verify in full and rewrite it
             return None
-        if head is None or head.inode != st.st_ino or head.state.valid_bytes > st.st_size:
+        if head is None or head.inode != st.st_ino or head.state.valid_bytes > st.st_size \
+                or head.state.node != self.node_id:
             return None
         state, start = head.state, head.state.last_line_start
         if state.valid_bytes == 0:
@@ -259,19 +347,18 @@ class AuditLog:
             return None
         return state if _ends_head(line[:-1], state, self._verifier) else None
 
-    def _verify_rest(self, handle: BinaryIO) -> LogState:
-        """Verify the log from the end of the verified prefix on, chunk by chunk."""
-        state = self._state
+    def _verify_from(self, handle: BinaryIO, state: LogState, watch: int = -1) -> LogState:
+        """Verify the log from the end of `state`'s prefix on, chunk by chunk."""
         handle.seek(state.valid_bytes)
         carry = b""
         while chunk := handle.read(_CHUNK):
             data = carry + chunk
             end = data.rfind(b"\n") + 1
             carry = data[end:]
-            state = scan(data[:end], self._verifier, resume=state, keep_entries=False)
+            state = _merge(state, scan(data[:end], self._verifier, resume=state, keep_entries=False, watch=watch))
             if state.problem:
                 return state
-        return scan(carry, self._verifier, resume=state, keep_entries=False)
+        return _merge(state, scan(carry, self._verifier, resume=state, keep_entries=False, watch=watch))
 
     def _adopt(self, state: LogState, inode: int) -> None:
         self._state, self._inode = state, inode
@@ -310,14 +397,21 @@ class AuditLog:
         finally:
             os.close(fd)
         state = self._state
+        self._last_line = (b"\n" if st.st_size else b"") + line
         state.last_line_start, state.valid_bytes = st.st_size, st.st_size + len(line)
         state.lines += 1
         self._inode = st.st_ino
 
+    def _now(self) -> str:
+        """The clock's time, but never before the log's latest (a clock stepped back must not reorder it)."""
+        moment = max(timestamp(self._clock()), self._state.last_time)
+        self._state.last_time = moment
+        return moment
+
     def _write(self, body: dict[str, Any]) -> int:
-        full = {"time": timestamp(self._clock()), "node": self.node_id, **body}
+        full = {"time": self._now(), "node": self.node_id, **body}
         entry = make_entry(self._state.next_seq, self._state.head, full)
-        self._write_line(entry.line())
+        self._write_line(entry.line(self._signer))
         self._state.head, self._state.next_seq = entry.hash, entry.seq + 1
         track_intent(self._state.intents, full)
         self._note_pending()
@@ -326,10 +420,9 @@ class AuditLog:
         return entry.seq
 
     def _checkpoint(self) -> None:
-        line = checkpoint_line(self._state.next_seq, self._state.head, timestamp(self._clock()),
-                               self._signer)
+        line = checkpoint_line(self._state.next_seq, self._state.head, self._now(), self._signer)
         self._write_line(line)
-        self._state.last_checkpoint_count = self._state.next_seq
+        self._state.last_checkpoint_count, self._state.checkpoint_head = self._state.next_seq, self._state.head
         self._note_pending()
         side = sidecar_path(self.path)
         try:

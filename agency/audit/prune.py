@@ -1,10 +1,16 @@
-"""Retention: drop entries older than a date, keeping the rest verifiable.
+"""Retention: drop the entries a signed checkpoint covers, keeping the rest verifiable.
+
+What goes is chosen by sequence number and signed checkpoint, never by the
+entries' own timestamps (a forged or back-dated entry cannot make itself, or
+others, disappear): the cut is the latest checkpoint over at most
+`before_seq` entries, or the latest one signed before a date. The log must
+verify in full first, and its unsigned tail must carry this node's writer mac.
 
 The pruned log opens with a signed base line carrying the chain value of the
 last dropped entry, then the kept lines unchanged, then a `log.pruned` entry
 saying what was dropped, by whom and when, and a fresh signed checkpoint.
-Entries from the oldest intent still open on are kept, whatever their date,
-so that every open intent stays in the log until its outcome is written.
+Entries from the oldest intent still open on are kept, so that every open
+intent stays in the log until its outcome is written.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from pathlib import Path
 
 from agency.audit.chain import Signer, Verifier, base_line, checkpoint_line, make_entry
 from agency.audit.log import Clock, save_head, timestamp, utc_now, write_atomically, write_failure
-from agency.audit.verify import scan, sidecar_path, split_lines
+from agency.audit.verify import first_seq, scan, sidecar_path, split_lines, unsigned_mac_problem, verify_log
 from agency.file_lock import locked
 from psi.errors import AuditError, InputError
 
@@ -29,31 +35,37 @@ class PruneResult:
     first_kept_seq: int
 
 
-def prune_log(log: Path, signer: Signer, node_id: str, before: dt.date, operator: str,
-              clock: Clock = utc_now) -> PruneResult:
-    """Remove entries dated before `before` (UTC); the log must verify first."""
+def prune_log(log: Path, signer: Signer, node_id: str, before: dt.date | None, operator: str,
+              clock: Clock = utc_now, *, before_seq: int | None = None) -> PruneResult:
+    """Drop the entries up to the chosen checkpoint (see above); refuses a log that does not verify."""
     with locked(log):
+        verdict = verify_log(log, Verifier(signer.public_pem()), node=node_id, now=clock())
+        state = verdict.state
+        problem = verdict.problem or unsigned_mac_problem(state, signer)
+        if problem:
+            raise InputError(f"the log does not verify ({problem.message}); nothing pruned")
         data = log.read_bytes()
-        state = scan(data, Verifier(signer.public_pem()), keep_hashes=True)
-        if state.problem:
-            raise InputError(f"the log does not verify ({state.problem.message}); nothing pruned")
-        cutoff = before.isoformat()
-        dropped = [seq for seq, body in state.entries if str(body.get("time", ""))[:10] < cutoff]
-        first_seq = state.entries[0][0] if state.entries else state.next_seq
+        first = first_seq(state)
+        if before_seq is not None:
+            cuts = [c["count"] for c in state.checkpoint_lines if c["count"] <= before_seq]
+        elif before is not None:
+            cuts = [c["count"] for c in state.checkpoint_lines if c["time"][:10] < before.isoformat()]
+        else:
+            raise InputError("say up to which entry (before_seq) or signed day (before) to prune")
         open_seqs = [seq for seq, body in state.entries
                      if body.get("phase") == "intent" and body.get("op") in state.intents]
-        keep_from = min([dropped[-1] + 1 if dropped else first_seq, *open_seqs])
-        dropped = [seq for seq in dropped if seq < keep_from]
+        keep_from = max(first, min([max(cuts, default=first), *open_seqs]))
+        dropped = keep_from - first
         kept_lines = [raw + b"\n" for raw in split_lines(data)[0] if _kept(raw, keep_from)]
-        now = timestamp(clock())
+        now = max(timestamp(clock()), state.last_time)
         prev = state.hashes.get(keep_from - 1, state.base_head)
         out = [base_line(keep_from, prev, now, signer), *kept_lines]
         body = {"time": now, "node": node_id, "operation": "log.pruned", "operator": operator,
-                "pruned_before": cutoff, "pruned_entries": len(dropped),
-                "pruned_seqs": [first_seq, keep_from - 1] if dropped else [], "outcome": "ok", "status": "OK"}
+                "pruned_entries": dropped, "pruned_seqs": [first, keep_from - 1] if dropped else [],
+                "cut_at_checkpoint": keep_from, "outcome": "ok", "status": "OK"}
         entry = make_entry(state.next_seq, state.head, body)
         checkpoint = checkpoint_line(entry.seq + 1, entry.hash, now, signer)
-        out += [entry.line(), checkpoint]
+        out += [entry.line(signer), checkpoint]
         pruned = b"".join(out)
         for path, data in ((log, pruned), (sidecar_path(log), checkpoint)):
             try:
@@ -65,7 +77,7 @@ def prune_log(log: Path, signer: Signer, node_id: str, before: dt.date, operator
             save_head(log, os.stat(log).st_ino, scan(pruned, keep_entries=False))
         except OSError as exc:
             raise AuditError(write_failure(f"the audit head file of {log}", exc)) from None
-    return PruneResult(len(dropped), state.next_seq - keep_from, keep_from)
+    return PruneResult(dropped, state.next_seq - keep_from, keep_from)
 
 
 def _kept(raw: bytes, keep_from: int) -> bool:

@@ -46,7 +46,7 @@ def test_cli_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     paths = _setup(tmp_path)
     assert main(["watchlist", "import", str(tmp_path / "b.jsonl"), "--config", str(paths["b"]),
                  "--quiet"]) == 0
-    assert "imported 150 records" in capsys.readouterr().out
+    assert "read 150 records: 150 new, 0 updated, 0 unchanged" in capsys.readouterr().out
     port = int(str(paths["port"]))
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--config", str(paths["b"]),

@@ -61,7 +61,7 @@ def test_disk_full_on_append_leaves_the_log_unchanged(tmp_path: Path, monkeypatc
     log.append({"operation": "query.served", "n": "next"})
     log.close()
     verdict = verify_log(path, VERIFIER)
-    assert verdict.intact and verdict.warnings == ()
+    assert verdict.intact and verdict.notes == ()
     assert [body["n"] for _, body in verdict.state.entries] == [0, 1, 2, 3, 4, "next"]
 
 
@@ -72,7 +72,7 @@ def test_short_writes_are_completed(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     _log(path, 6).close()
     monkeypatch.undo()
     verdict = verify_log(path, VERIFIER)
-    assert verdict.intact and verdict.warnings == () and verdict.state.next_seq == 6
+    assert verdict.intact and verdict.notes == () and verdict.state.next_seq == 6
 
 
 @pytest.mark.parametrize("suffix", [".checkpoint.tmp", ".head.tmp"])
@@ -109,7 +109,7 @@ def test_a_partial_line_that_cannot_be_removed_is_repaired_later(tmp_path: Path,
     log.append({"operation": "query.served", "n": "next"})
     log.close()
     verdict = verify_log(path, VERIFIER)
-    assert verdict.intact and verdict.warnings == ()
+    assert verdict.intact and verdict.notes == ()
     assert [body["operation"] for _, body in verdict.state.entries][-2:] == ["log.recovered", "query.served"]
 
 

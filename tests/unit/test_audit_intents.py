@@ -77,7 +77,7 @@ def test_open_intents_survive_a_restart(tmp_path: Path, with_head: bool) -> None
     assert reopened.open_intents()[ops[4]]["n"] == 4
     reopened.close()
     verdict = verify_log(path, VERIFIER)
-    assert verdict.intact and verdict.warnings == ()  # information, not a warning
+    assert verdict.intact and verdict.notes == ()  # information, not a warning
     assert verdict.open_intents == reopened.open_intents()
 
 

@@ -48,7 +48,7 @@ def test_sign_if_due_waits_for_the_oldest_pending_entry(tmp_path: Path) -> None:
     assert log.sign_if_due() and _signed(path) == 3
     log.close()
     verdict = verify_log(path, VERIFIER)
-    assert verdict.intact and verdict.warnings == () and verdict.state.checkpoints == 2
+    assert verdict.intact and verdict.notes == () and verdict.state.checkpoints == 2
 
 
 def test_entries_another_process_left_unsigned_are_signed_in_time(tmp_path: Path) -> None:

@@ -48,7 +48,7 @@ def fail(*_: object) -> None:
 
 def test_op_id_commits_with_the_change(store: Store) -> None:
     assert store.upsert([person(1), person(2)], KEY, EXACT_PROFILE, op_id="op-import") == Upserted(4, 2, 0)
-    assert store.upsert([person(2), person(3)], KEY, EXACT_PROFILE) == Upserted(4, 1, 1)
+    assert store.upsert([person(2), person(3)], KEY, EXACT_PROFILE) == Upserted(2, 1, 0, 1)  # person 2 as stored
     assert store.erase(["r001"], op_id="op-erase") == ["r001"]
     assert store.committed("op-import") and store.committed("op-erase") and not store.committed("op-other")
     assert store.query("SELECT op_id, kind FROM operations ORDER BY op_id") == [
