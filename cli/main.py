@@ -21,7 +21,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from agency.audit.log import AuditLog
 from agency.config import load_config, open_audit_log
+from agency.keys import load_or_create_signing_key
 from cli.audit import add_audit_commands, witness_checkpoint
 from cli.display import csv_cell
 from cli.followup import add_followup_commands
@@ -39,6 +41,7 @@ from server.watchlist import erase_records, import_records
 
 console = Console(stderr=True)
 
+_MAX_JUSTIFICATION = 512  # characters: a reason, not a document
 HIT_COLUMNS = ("local_id", "partner_reference", "category", "matched_rules", "strength", "followup_key")
 
 
@@ -74,7 +77,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
     with progress_bar(not args.quiet) as update:
-        serve(config, _store_progress("tags", update))
+        serve(config, _store_progress("tags", update), args.operator, args.justification)
     return 0
 
 
@@ -87,7 +90,8 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
         if not records and not args.allow_empty:
             raise InputError(f"{args.file} holds no records; nothing was imported "
                              "(pass --allow-empty to record an empty import)")
-        report = import_records(config, records, args.operator, _store_progress("import", update), pool)
+        report = import_records(config, records, args.operator, _store_progress("import", update), pool,
+                                args.justification)
     print(f"read {report.records} records: {report.added} new, {report.updated} updated, "
           f"{report.unchanged} unchanged ({report.match_keys} match keys computed); "
           f"list '{config.list_id}' holds {report.list_size} records, version {report.list_version}")
@@ -96,7 +100,7 @@ def cmd_watchlist_import(args: argparse.Namespace) -> int:
 
 def cmd_watchlist_erase(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    erased = erase_records(config, args.ids, args.operator)
+    erased = erase_records(config, args.ids, args.operator, args.justification)
     missing = sorted(set(args.ids) - set(erased))
     print(f"erased {len(erased)} records" + (f"; not on the list: {', '.join(missing)}" if missing else ""))
     return 0
@@ -151,6 +155,10 @@ def cmd_match(args: argparse.Namespace) -> int:
         audit = open_audit_log(config)
     elif args.ca and args.cert and args.key:
         tls, profile = ClientTls(args.ca, args.cert, args.key), PROFILES[args.profile] if args.profile else None
+        if not (args.audit_log and args.signing_key):  # a query under an agency's certificate is always logged
+            raise PsiError("a match runs under this agency's certificate and must be logged: give --config NODE.toml, "
+                           "or --audit-log FILE with --signing-key PEM")
+        audit = AuditLog(args.audit_log, tls.identity(), load_or_create_signing_key(args.signing_key))
     else:
         raise PsiError("give --config NODE.toml, or all of --ca, --cert and --key")
     records = read_records(args.input, args.format)
@@ -175,6 +183,35 @@ def cmd_match(args: argparse.Namespace) -> int:
             console.print(f"[yellow]warning:[/yellow] the partner did not cosign this node's audit log: {exc}",
                           highlight=False)
     return 0
+
+
+def _bounded_text(text: str) -> str:
+    if len(text) > _MAX_JUSTIFICATION:
+        raise argparse.ArgumentTypeError(f"at most {_MAX_JUSTIFICATION} characters")
+    return text
+
+
+def _justification(parser: argparse.ArgumentParser, help_text: str) -> None:
+    parser.add_argument("--justification", default="", type=_bounded_text, help=help_text)
+
+
+def _add_watchlist_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    wl = sub.add_parser("watchlist", help="the node's list").add_subparsers(dest="watchlist", required=True)
+    imp = wl.add_parser("import", help="add or update records from CSV or JSON Lines")
+    imp.add_argument("file", type=Path, help="CSV (with a header) or JSON Lines, UTF-8")
+    imp.add_argument("--allow-empty", action="store_true", help="accept a file with no records")
+    imp.add_argument("--config", type=Path, required=True)
+    imp.add_argument("--format", choices=("csv", "jsonl"))
+    imp.add_argument("--operator", default=getpass.getuser(), help="who imports (for the audit log)")
+    _justification(imp, "why the list changes (for the audit log)")
+    imp.add_argument("--quiet", action="store_true")
+    imp.set_defaults(func=cmd_watchlist_import)
+    erase = wl.add_parser("erase", help="remove records by id")
+    erase.add_argument("ids", nargs="+")
+    erase.add_argument("--config", type=Path, required=True)
+    erase.add_argument("--operator", default=getpass.getuser(), help="who erases (for the audit log)")
+    _justification(erase, "why these records go (for the audit log)")
+    erase.set_defaults(func=cmd_watchlist_erase)
 
 
 def _add_keys_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -203,23 +240,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run a node")
     serve.add_argument("--config", type=Path, required=True)
     serve.add_argument("--quiet", action="store_true", help="no progress bar")
+    serve.add_argument("--operator", default=getpass.getuser(),
+                       help="who starts the node (logged with a change of agreements)")
+    _justification(serve, "why the agreements changed, when they did")
     serve.set_defaults(func=cmd_serve)
 
-    wl = sub.add_parser("watchlist", help="the node's list").add_subparsers(dest="watchlist", required=True)
-    imp = wl.add_parser("import", help="add or update records from CSV or JSON Lines")
-    imp.add_argument("file", type=Path, help="CSV (with a header) or JSON Lines, UTF-8")
-    imp.add_argument("--allow-empty", action="store_true", help="accept a file with no records")
-    imp.add_argument("--config", type=Path, required=True)
-    imp.add_argument("--format", choices=("csv", "jsonl"))
-    imp.add_argument("--operator", default=getpass.getuser(), help="who imports (for the audit log)")
-    imp.add_argument("--quiet", action="store_true")
-    imp.set_defaults(func=cmd_watchlist_import)
-    erase = wl.add_parser("erase", help="remove records by id")
-    erase.add_argument("ids", nargs="+")
-    erase.add_argument("--config", type=Path, required=True)
-    erase.add_argument("--operator", default=getpass.getuser(), help="who erases (for the audit log)")
-    erase.set_defaults(func=cmd_watchlist_erase)
-
+    _add_watchlist_commands(sub)
     _add_keys_commands(sub)
 
     match = sub.add_parser("match", help="privately match a file against a partner node")
@@ -238,6 +264,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="match profile when no --config is given (default: the partner's)")
     match.add_argument("--partner", help="the partner agency meant: its certificate's common name must be this "
                                          "(default with --config: the one other agency of its agreements)")
+    match.add_argument("--audit-log", type=Path, help="without --config: the audit log this query is written to")
+    match.add_argument("--signing-key", type=Path,
+                       help="without --config: the Ed25519 key (PEM, 0600) that signs --audit-log")
     match.add_argument("--server-name", help="host name expected in the partner's certificate")
     match.add_argument("--list", default="", help="the partner's list id (default: its default list)")
     match.add_argument("--format", choices=("csv", "jsonl"))

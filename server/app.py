@@ -88,21 +88,22 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 32,
 
 
 def open_node(config: NodeConfig, progress: Progress | None = None, operator: str = "node",
-              executor: Executor = INLINE) -> Node:
+              executor: Executor = INLINE, justification: str = "") -> Node:
     """Open the store and key, settle what a crash left open, and bring the tags to the current epoch."""
     store, audit = Store(config.store_path, executor), open_audit_log(config)
     for note in reconcile(config, store, audit):
         log.warning("%s", note)
     node = Node(config, store, audit)
-    node.prepare(operator, progress)
+    node.prepare(operator, progress, justification)
     return node
 
 
-def serve(config: NodeConfig, progress: Progress | None = None) -> None:
+def serve(config: NodeConfig, progress: Progress | None = None, operator: str = "node",
+          justification: str = "") -> None:
     """Run until SIGINT or SIGTERM, then stop gracefully."""
     pool = WorkerPool()
     pool.start()  # before the store work, which uses it too, and before the first partner waits for it
-    node = open_node(config, progress, executor=pool)
+    node = open_node(config, progress, operator, pool, justification)
     server, port = create_server(node, executor=pool)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -47,18 +47,20 @@ def refused(partner: str, rpc: str, status: str, message: str, start: SessionSta
 
 
 def watchlist_changed(operation: str, operator: str, list_id: str, *, added: int = 0, updated: int = 0,
-                      unchanged: int = 0, erased: int = 0, erased_ids: list[str] | None = None) -> dict[str, Any]:
+                      unchanged: int = 0, erased: int = 0, erased_ids: list[str] | None = None,
+                      justification: str = "") -> dict[str, Any]:
     body: dict[str, Any] = {"operation": operation, "role": "owner", "operator": operator, "list_id": list_id,
-                            "added": added, "updated": updated, "unchanged": unchanged, "erased": erased,
-                            "outcome": "ok", "status": "OK"}
+                            "justification": justification, "added": added, "updated": updated,
+                            "unchanged": unchanged, "erased": erased, "outcome": "ok", "status": "OK"}
     if erased_ids is not None:
         body["erased_record_ids"] = sorted(erased_ids)
     return body
 
 
-def policy_changed(partners: list[str], digest: str) -> dict[str, Any]:
-    return {"operation": "policy.change", "role": "owner", "partners": partners, "policy_hash": digest,
-            "outcome": "ok", "status": "OK"}
+def policy_changed(partners: list[str], digest: str, operator: str, justification: str = "") -> dict[str, Any]:
+    """The node started with other agreements than before: who started it, and why."""
+    return {"operation": "policy.change", "role": "owner", "operator": operator, "justification": justification,
+            "partners": partners, "policy_hash": digest, "outcome": "ok", "status": "OK"}
 
 
 def key_rotated(operator: str, old_epoch: int, new_epoch: int, tags_computed: int) -> dict[str, Any]:
@@ -94,7 +96,8 @@ def recovered(operation: str, op_id: str, committed: bool) -> dict[str, Any]:
     return {"operation": operation, "role": "owner", "recovered": True, "committed": committed}
 
 
-def list_change_intent(operation: str, operator: str, list_id: str, records: int) -> dict[str, Any]:
+def list_change_intent(operation: str, operator: str, list_id: str, records: int,
+                       justification: str = "") -> dict[str, Any]:
     """A list change about to start: how many records it names (its outcome says what changed)."""
     return {"operation": operation, "role": "owner", "operator": operator, "list_id": list_id,
-            "records": records, "status": "OK"}
+            "justification": justification, "records": records, "status": "OK"}

@@ -164,7 +164,8 @@ class FollowUpDesk:
             status = "denied"
         decided_at = timestamp(now or utc_now())
         body = events.followup(item.__dict__, f"followup.{status}", role="server")
-        body.update({"decided_by": officer, "fields_approved": sorted(values), "reason": reason})
+        # A deny reason may name the person, like a message: only its length is logged.
+        body.update({"decided_by": officer, "fields_approved": sorted(values), "reason_chars": len(reason)})
         with audited(self._audit, self._data_dir, body) as op_id:
             try:
                 with self._store.transaction() as db:

@@ -60,7 +60,7 @@ class Node:
         self._snapshot: TagSnapshot | None = None
         self._record_count = 0  # of the snapshot's list version
 
-    def prepare(self, operator: str, progress: Progress | None = None) -> None:
+    def prepare(self, operator: str, progress: Progress | None = None, justification: str = "") -> None:
         """Open (or, for a new node, create) the key, bring the store to its epoch, build the first snapshot."""
         with locked(self.config.store_path):  # not beside an import or a rotation
             self._key = ensure_key(self.config.key_path, self.store, self.audit, operator)
@@ -68,7 +68,7 @@ class Node:
             self.store.refresh_epoch(self._key, self.config.profile, progress)
         digest = policy_hash(self.policy.agreements)
         if self.store.setting("policy_hash") != digest:
-            self.audit.append(events.policy_changed(sorted(self.policy.agreements), digest))
+            self.audit.append(events.policy_changed(sorted(self.policy.agreements), digest, operator, justification))
             self.store.set_setting("policy_hash", digest)
         self.snapshot()
 

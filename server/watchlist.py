@@ -51,7 +51,8 @@ def _list_change(config: NodeConfig, operator: str,
 
 
 def import_records(config: NodeConfig, records: Sequence[Record], operator: str,
-                   progress: Progress | None = None, executor: Executor = INLINE) -> ImportReport:
+                   progress: Progress | None = None, executor: Executor = INLINE, justification: str = ""
+                   ) -> ImportReport:
     """Add or update `records` (by id) in one transaction, with their tags for the current epoch.
 
     Records identical to the stored ones are left alone; when all are, the list keeps its version.
@@ -60,23 +61,24 @@ def import_records(config: NodeConfig, records: Sequence[Record], operator: str,
     """
     with _list_change(config, operator, executor) as (store, audit, key):
         with audited(audit, config.data_dir, events.list_change_intent("watchlist.import", operator, config.list_id,
-                                                                        len(records))) as op_id:
+                                                                        len(records), justification)) as op_id:
             crash_point("import.after_intent")
             keys, added, updated, unchanged = store.upsert(records, key, config.profile, progress, op_id=op_id)
             crash_point("import.after_commit")
             audit.outcome(op_id, events.watchlist_changed(
                 "watchlist.update" if updated and not added else "watchlist.import", operator, config.list_id,
-                added=added, updated=updated, unchanged=unchanged))
+                added=added, updated=updated, unchanged=unchanged, justification=justification))
         return ImportReport(len(records), added, updated, unchanged, keys, store.list_version, store.record_count())
 
 
-def erase_records(config: NodeConfig, record_ids: Sequence[str], operator: str) -> list[str]:
+def erase_records(config: NodeConfig, record_ids: Sequence[str], operator: str, justification: str = "") -> list[str]:
     """Erase records by id (e.g. a cancelled alert); returns the ids that were on the list."""
     with _list_change(config, operator) as (store, audit, _):
         with audited(audit, config.data_dir, events.list_change_intent("watchlist.erase", operator, config.list_id,
-                                                                        len(record_ids))) as op_id:
+                                                                        len(record_ids), justification)) as op_id:
             found = store.erase(record_ids, op_id=op_id)
             crash_point("erase.after_commit")
             audit.outcome(op_id, events.watchlist_changed("watchlist.erase", operator, config.list_id,
-                                                          erased=len(found), erased_ids=found))
+                                                          erased=len(found), erased_ids=found,
+                                                          justification=justification))
         return found

@@ -79,6 +79,10 @@ def test_approved_fields_reach_the_requester_and_nothing_else(
         ("followup.requested", None), ("followup.received", ["birth_date", "name"])]
     text = (live.config.audit_log_path.read_text() + config_a.audit_log_path.read_text())
     assert record.name not in text and "please confirm identity" not in text
+    assert "no legal basis given" not in text  # a deny reason is logged as its length, like a message
+    denials = [e for e in _operations(live.config.audit_log_path, live.config.signing_key_path)
+               if e["operation"] == "followup.denied"]
+    assert [e["reason_chars"] for e in denials] == [len("no legal basis given")]
 
 
 def test_made_up_and_copied_references_are_refused(
