@@ -6,7 +6,8 @@ data dir; its threads share one store connection. Locks, outermost first:
     1. the list lock        flock on watchlist.sqlite.lock (`locked(store_path)`): one change of the
                             list, key or follow-up state at a time; start-up reconciliation and
                             migrations run under it, so none of them sees another half done
-    2. Node._lock           the current key and tag snapshot of a serving node
+    2. Node._snapshot_lock  a serving node's tag snapshot, held while it is rebuilt
+       Node._lock           its current key (taken briefly, never while waiting for a rebuild)
     3. Admission._lock      budget reservations, together with the store write they guard
     4. the store            Store._lock (its one connection) then SQLite's write lock (BEGIN IMMEDIATE)
     5. the audit log        AuditLog._lock then flock on audit.log.lock: a leaf, never held while

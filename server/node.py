@@ -53,7 +53,8 @@ class Node:
         self.followups = FollowUpDesk(store, audit, config.data_dir)
         self.policy = Policy(config.agreements)
         self.on_serving = on_serving  # the health service's hook (server.app)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the key
+        self._snapshot_lock = threading.Lock()  # the snapshot, held while one is rebuilt
         self._key_stamp: tuple[int, int, int] = (-1, -1, -1)
         self._key: ServerKey | None = None
         self._refusal = ""  # why the node does not serve, once it stopped
@@ -102,9 +103,13 @@ class Node:
         self.audit.append(events.node_not_serving(reason))
 
     def current(self) -> tuple[ServerKey, TagSnapshot]:
-        """The key and the snapshot of its epoch, taken together."""
-        with self._lock:
-            key = self._current_key()
+        """The key and the snapshot of its epoch, taken together.
+
+        A rebuild holds only the snapshot lock: requests that need just the key (admission,
+        follow-ups) do not wait for it.
+        """
+        key = self.key
+        with self._snapshot_lock:
             snap = self._snapshot
             if snap is None or snap.key_epoch != key.epoch or snap.list_version != self.store.list_version:
                 snap = self._changed(snap, key) or self._built(key)

@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console
 
 import cli.followup
+from agency.keys import public_key_path
 from cli.followup import hit_from_file, print_status
 from cli.main import main, write_hits
 from client.api import MatchClient
@@ -74,3 +75,22 @@ def test_another_partners_follow_up_answers_exactly_like_an_unknown_id(hostile: 
         Code.NOT_FOUND, f"no follow-up request '{theirs}'")
     assert refusal(lambda: eager.GetFollowUp(pb.GetFollowUpRequest(followup_id=unknown))) == (
         Code.NOT_FOUND, f"no follow-up request '{unknown}'")
+
+
+def test_partner_text_in_the_audit_log_is_inert_in_every_report(hostile: Hostile,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    start = pb.SessionStart(list_id="", mode=pb.MODE_INTERSECTION, key_epoch=99, profile_id="exact/1",
+                            total_elements=1, purpose=HOSTILE_TEXT, case_reference='=HYPERLINK("x")',
+                            operator=HOSTILE_TEXT, request_id="r-inject")
+    assert refusal(lambda: list(hostile.stub().Evaluate(iter([pb.EvaluateRequest(start=start)]))))[0] in (
+        Code.FAILED_PRECONDITION, Code.ABORTED)
+    config = hostile.live.config
+    hostile.live.node.audit.checkpoint()
+    key = ["--public-key", str(public_key_path(config.signing_key_path))]
+    assert main(["audit", "report", str(config.audit_log_path), *key, "--entries"]) == 0  # "[/x]" crashed it
+    table = capsys.readouterr().out
+    assert "[bold]" in table and "\x1b" not in table and "\x9b" not in table and "\x07" not in table
+    assert main(["audit", "report", str(config.audit_log_path), *key, "--format", "csv"]) == 0
+    rows = list(csv.reader(io.StringIO(capsys.readouterr().out)))
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
+    assert any("'=HYPERLINK" in cell for row in rows for cell in row)
