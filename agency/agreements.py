@@ -59,9 +59,10 @@ def parse_agreements(doc: Any) -> dict[str, Agreement]:
             raise ConfigurationError(f"{where} lists must name at least one list")
         if not isinstance(modes, list) or not modes or not set(modes) <= {m.value for m in Mode}:
             raise ConfigurationError(f"{where} modes must be a non-empty subset of intersection, cardinality")
-        numbers = {k: table[k] for k in _NUMBERS if k in table}
-        if not all(isinstance(v, int) and v > 0 for v in numbers.values()):
-            raise ConfigurationError(f"{where} limits must be positive integers")
+        numbers = {k: table[k] for k in sorted(_NUMBERS) if k in table}
+        for name, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigurationError(f"{where} {name} must be a positive integer, not {value!r}")
         pin = table.get("certificate_sha256", "")
         if not isinstance(pin, str) or (pin and not _SHA256_HEX.fullmatch(pin.lower())):
             raise ConfigurationError(f"{where} certificate_sha256 must be 64 hex digits (SHA-256 of the DER)")

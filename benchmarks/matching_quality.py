@@ -22,6 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
+
+import matplotlib
+import matplotlib.pyplot as plt
+from matching_heldout import evaluate as heldout
 
 from psi.profiles import EXACT_PROFILE, STANDARD_PROFILE, Profile, Strength
 from psi.records import PartialDate, Record
@@ -269,15 +274,91 @@ def table(results: list[dict[str, object]], pairs: int, negatives: int) -> str:
     return "\n".join(lines) + "\n"
 
 
+def heldout_table(results: list[dict]) -> str:  # type: ignore[type-arg]
+    """The held-out figures (benchmarks/matching_heldout.py) of each profile, one column each."""
+    lines = ["## Held-out evaluation (not tuned on)", "",
+             "| figure | " + " | ".join(r["profile"] for r in results) + " |", "|---|" + "---:|" * len(results)]
+
+    def row(label: str, get) -> None:  # type: ignore[no-untyped-def]
+        lines.append(f"| {label} | " + " | ".join(str(get(r)) for r in results) + " |")
+
+    row("typo'd records, names only: strong+medium recall", lambda r: r["typo"]["recall_strong_medium"])
+    row("typo'd records, names only: any-strength recall", lambda r: r["typo"]["recall_any"])
+    row("typo'd records: strong+medium precision", lambda r: r["typo"]["precision_strong_medium"])
+    row("typo'd records: any-strength precision", lambda r: r["typo"]["precision_any"])
+    row("cross-script: strong+medium recall", lambda r: r["cross_script"]["recall_strong_medium"])
+    row("cross-script: any-strength recall", lambda r: r["cross_script"]["recall_any"])
+    row("keys per record", lambda r: r["typo"]["keys_per_record"])
+    for label in ("all_names", "frequent_names"):
+        for strength in ("medium", "weak"):
+            row(f"same-date people ({label.replace('_', ' ')}): false {strength} pairs per million",
+                lambda r, la=label, s=strength: r["same_date_people"][la]["false_pairs_per_million"].get(s, 0))
+        row(f"same-date people ({label.replace('_', ' ')}): false medium pairs",
+            lambda r, la=label: r["same_date_people"][la]["false_pairs"].get("medium", 0))
+    for r in results:
+        lines += ["", f"Per rule, {r['profile']} (typo'd records; false pairs per million same-date comparisons):", "",
+                  "| rule | recall | precision | false pairs / M (all names) | false pairs / M (frequent) |",
+                  "|---|---:|---:|---:|---:|"]
+        for rule, c in r["typo"]["per_rule"].items():
+            lines.append(f"| {rule} | {c['recall']} | {c['precision']} | "
+                         f"{r['same_date_people']['all_names']['false_pairs_per_million'].get(rule, 0)} | "
+                         f"{r['same_date_people']['frequent_names']['false_pairs_per_million'].get(rule, 0)} |")
+        lines += ["", f"By corruption / class, {r['profile']} (strong+medium / any):", "",
+                  "| corruption or class | strong+medium | any |", "|---|---:|---:|"]
+        for k, c in {**r["typo"]["by_corruption"], **r["cross_script"]["by_class"]}.items():
+            lines.append(f"| {k} | {c['strong_medium']} | {c['any']} |")
+        lines += ["", "Strong/medium false pairs among same-date people (examples):", ""]
+        lines += [f"- {a} / {b} ({rules})" for a, b, rules in r["same_date_people"]["frequent_names"]
+                  ["strong_medium_examples"][:10]]
+    return "\n".join(lines) + "\n"
+
+
+def chart(results: list[dict], path: Path) -> None:  # type: ignore[type-arg]
+    matplotlib.use("Agg")
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r in results:
+        x = r["typo"]["keys_per_record"]
+        typo, cross = r["typo"], r["cross_script"]
+        for label, y, marker in (("names-only typo recall (strong+medium)", typo["recall_strong_medium"], "o"),
+                                 ("cross-script recall (strong+medium)", cross["recall_strong_medium"], "s"),
+                                 ("names-only typo recall (any)", r["typo"]["recall_any"], "^")):
+            ax.scatter([x], [y], marker=marker, label=f"{r['profile']}: {label}")
+        fp = r["same_date_people"]["all_names"]["false_pairs_per_million"].get("medium", 0)
+        ax.annotate(f"{r['profile']}\nmedium false pairs/M: {fp}", (x, r["typo"]["recall_strong_medium"]),
+                    textcoords="offset points", xytext=(8, -25), fontsize=8)
+    ax.set_xlabel("match keys per record (budget, traffic, privacy)")
+    ax.set_ylabel("recall")
+    ax.set_ylim(0, 1.05)
+    ax.legend(fontsize=7, loc="lower right")
+    ax.set_title("Held-out matching quality: recall against keys per record")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=6000)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--heldout-pairs", type=int, default=5000)
+    parser.add_argument("--people-per-culture", type=int, default=1500)
+    parser.add_argument("--baseline", type=Path,
+                        help="a JSON file of this benchmark's held-out figures for an earlier profile, to show beside")
+    parser.add_argument("--heldout-only", action="store_true")
     args = parser.parse_args()
+    held = [heldout(p, args.heldout_pairs, per_culture=args.people_per_culture) for p in (STANDARD_PROFILE,
+                                                                                           EXACT_PROFILE)]
+    if args.baseline:
+        held.insert(1, json.loads(args.baseline.read_text()))
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    if args.heldout_only:
+        print(json.dumps(held[0], indent=2, ensure_ascii=False))
+        return 0
+    (RESULTS / "matching_quality_heldout.json").write_text(json.dumps(held, indent=2, ensure_ascii=False) + "\n")
+    chart(held, RESULTS / "matching_quality.png")
     a_side, b_side, truth, kind_of = generate(args.pairs, args.seed)
     results = [evaluate(p, a_side, b_side, truth, kind_of) for p in (STANDARD_PROFILE, EXACT_PROFILE)]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    text = table(results, args.pairs, len(b_side) - len(truth))
+    text = table(results, args.pairs, len(b_side) - len(truth)) + "\n" + heldout_table(held)
     (RESULTS / "matching_quality.md").write_text(text)
     (RESULTS / "matching_quality.json").write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     print(text)

@@ -33,12 +33,14 @@ from agency.audit.verify import UNSIGNED_LIMIT_SECONDS, Verdict, verify_log
 from agency.audit.witness import consistency_proof, latest_checkpoint, read_bundle, state_path
 from agency.config import NodeConfig, audit_signer, load_config
 from agency.keys import public_key_path
-from cli.display import csv_cell, plain
+from cli.display import csv_cell, make_console, plain
 from client.api import ClientTls
 from client.witness import add_checkpoint
 from psi.errors import InputError
 
-console = Console()
+console = make_console()
+_CONFIG_HELP = "this node's config file"
+_PUBLIC_KEY_HELP = "your copy of the node's audit public key (PEM)"
 
 
 def _verifier(path: Path, pinned: str | None = None, log: Path | None = None) -> Verifier:
@@ -72,7 +74,15 @@ def verdict_text(verdict: Verdict) -> str:
     return (f"intact: {verdict.state.next_seq} entries, {verdict.state.checkpoints} signed checkpoints")
 
 
+def _log(path: Path) -> Path:
+    """`path`, if it is a file; an officer's typo is one line, not a traceback."""
+    if not path.is_file():
+        raise InputError(f"no audit log at {path}: give the path of a node's audit log (its data_dir/audit.log)")
+    return path
+
+
 def _verify(args: argparse.Namespace, log: Path) -> Verdict:
+    _log(log)
     verifier = _verifier(args.public_key, args.fingerprint, log)
     witness_key = args.witness_key.read_text() if getattr(args, "witness_key", None) else None
     witnessed = [read_bundle(path, verifier, witness_key) for path in getattr(args, "witness", None) or ()]
@@ -157,14 +167,14 @@ def _bodies(log: Path, verdict: Verdict | None) -> list[dict[str, Any]]:
         return [body for _, body in verdict.state.entries]
     from agency.audit.verify import scan  # noqa: PLC0415  (unverified read, only on request)
 
-    return [body for _, body in scan(log.read_bytes()).entries]
+    return [body for _, body in scan(_log(log).read_bytes()).entries]
 
 
 def cmd_reconcile(args: argparse.Namespace) -> int:
     sides = []
     for log, key, pinned in ((args.client, args.client_key, args.client_fingerprint),
                              (args.server, args.server_key, args.server_fingerprint)):
-        verdict = verify_log(log, _verifier(key, pinned, log), unsigned_limit=args.max_unsigned_seconds)
+        verdict = verify_log(_log(log), _verifier(key, pinned, log), unsigned_limit=args.max_unsigned_seconds)
         if not verdict.intact:
             print(f"{plain(str(log))}: {plain(verdict_text(verdict))}")
             return 1
@@ -227,7 +237,7 @@ def cmd_witnessed(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    bundle = export_case(args.log, _verifier(args.public_key), args.case)
+    bundle = export_case(_log(args.log), _verifier(args.public_key), args.case)
     text = json.dumps(bundle, indent=1, ensure_ascii=False)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
@@ -248,7 +258,7 @@ def cmd_verify_export(args: argparse.Namespace) -> int:
 
 def cmd_prune(args: argparse.Namespace) -> int:
     config = load_config(args.config)
-    result = prune_log(args.log, audit_signer(config), config.node_id, args.before, args.operator,
+    result = prune_log(_log(args.log), audit_signer(config), config.node_id, args.before, args.operator,
                        before_seq=args.before_seq)
     print(f"pruned {result.pruned} entries (up to a signed checkpoint); {result.kept} kept "
           f"(from entry {result.first_kept_seq}); the pruning is itself logged and signed")
@@ -256,8 +266,7 @@ def cmd_prune(args: argparse.Namespace) -> int:
 
 
 def _add_key_options(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--public-key", type=Path, required=required,
-                        help="your copy of the node's audit public key (PEM)")
+    parser.add_argument("--public-key", type=Path, required=required, help=_PUBLIC_KEY_HELP)
     parser.add_argument("--fingerprint", help="the key's fingerprint as `psi audit key` printed it (SHA256:...)")
     parser.add_argument("--node", help="whose log it is (default: the first entry's node)")
     parser.add_argument("--max-unsigned-seconds", type=float, default=UNSIGNED_LIMIT_SECONDS,
@@ -268,7 +277,7 @@ def add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     audit = sub.add_parser("audit", help="verify and read audit logs").add_subparsers(dest="audit", required=True)
 
     verify = audit.add_parser("verify", help="check the chain, every signature, and what witnesses cosigned")
-    verify.add_argument("log", type=Path)
+    verify.add_argument("log", type=Path, help="the audit log (the node's data_dir/audit.log)")
     _add_key_options(verify)
     verify.add_argument("--checkpoint", type=Path, help="latest checkpoint file (default: LOG.checkpoint)")
     verify.add_argument("--witness", type=Path, action="append",
@@ -277,42 +286,43 @@ def add_audit_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     verify.set_defaults(func=cmd_verify)
 
     key = audit.add_parser("key", help="this node's audit key fingerprint, for officers to pin")
-    key.add_argument("--config", type=Path, required=True)
+    key.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     key.set_defaults(func=cmd_key)
 
     report = audit.add_parser("report", help="verdict, counts, each query, disclosures")
-    report.add_argument("log", type=Path)
+    report.add_argument("log", type=Path, help="the audit log to report on")
     _add_key_options(report, required=False)
     report.add_argument("--from", dest="start", type=_day, help="first UTC day (YYYY-MM-DD)")
     report.add_argument("--to", dest="end", type=_day, help="last UTC day (YYYY-MM-DD)")
-    report.add_argument("--partner")
-    report.add_argument("--case")
+    report.add_argument("--partner", help="only this partner's entries")
+    report.add_argument("--case", help="only this case reference's entries")
     report.add_argument("--entries", action="store_true", help="list every query and refusal (table format)")
-    report.add_argument("--format", choices=("table", "csv", "json", "html"), default="table")
+    report.add_argument("--format", choices=("table", "csv", "json", "html"), default="table",
+                        help="table on screen; csv, json or an html page for other tools")
     report.add_argument("--out", type=Path, help="file for the html page (default: stdout)")
     report.add_argument("--by", choices=("all", "partner", "purpose", "day"), default="all",
                         help="which tables to print in table format")
     report.set_defaults(func=cmd_report)
 
     export = audit.add_parser("export", help="one case's entries, with proof they belong to the log")
-    export.add_argument("log", type=Path)
-    export.add_argument("--case", required=True)
-    export.add_argument("--public-key", type=Path, required=True)
-    export.add_argument("--out", type=Path)
+    export.add_argument("log", type=Path, help="the audit log holding the case")
+    export.add_argument("--case", required=True, help="the case reference to export")
+    export.add_argument("--public-key", type=Path, required=True, help=_PUBLIC_KEY_HELP)
+    export.add_argument("--out", type=Path, help="file for the bundle (JSON; default: stdout)")
     export.set_defaults(func=cmd_export)
 
     verify_exp = audit.add_parser("verify-export", help="check an exported case bundle")
-    verify_exp.add_argument("bundle", type=Path)
-    verify_exp.add_argument("--public-key", type=Path, required=True)
+    verify_exp.add_argument("bundle", type=Path, help="a bundle written by `psi audit export`")
+    verify_exp.add_argument("--public-key", type=Path, required=True, help=_PUBLIC_KEY_HELP)
     verify_exp.set_defaults(func=cmd_verify_export)
 
     prune = audit.add_parser("prune", help="retention: drop entries up to a signed checkpoint (logged)")
-    prune.add_argument("log", type=Path)
+    prune.add_argument("log", type=Path, help="the node's audit log")
     cut = prune.add_mutually_exclusive_group(required=True)
     cut.add_argument("--before", type=_day, help="up to the latest checkpoint signed before this UTC day")
     cut.add_argument("--before-seq", type=int, help="up to the latest checkpoint over at most this many entries")
     prune.add_argument("--config", type=Path, required=True, help="the node's config (its signing key)")
-    prune.add_argument("--operator", default=getpass.getuser())
+    prune.add_argument("--operator", default=getpass.getuser(), help="who prunes (for the audit log)")
     prune.set_defaults(func=cmd_prune)
     _add_witness_commands(audit)
 
@@ -322,16 +332,17 @@ def _add_witness_commands(audit: argparse._SubParsersAction[argparse.ArgumentPar
     for side in ("client", "server"):
         rec.add_argument(f"--{side}", type=Path, required=True, help=f"the {side} node's audit log")
         rec.add_argument(f"--{side}-key", type=Path, required=True, help="its audit public key")
-        rec.add_argument(f"--{side}-fingerprint")
-    rec.add_argument("--max-unsigned-seconds", type=float, default=UNSIGNED_LIMIT_SECONDS)
+        rec.add_argument(f"--{side}-fingerprint", help="that key's fingerprint as `psi audit key` printed it")
+    rec.add_argument("--max-unsigned-seconds", type=float, default=UNSIGNED_LIMIT_SECONDS,
+                     help="how long entries may stay unsigned (the nodes' checkpoint timer, plus slack)")
     rec.set_defaults(func=cmd_reconcile)
 
     witness = audit.add_parser("witness", help="hand this node's latest checkpoint to a partner to cosign")
-    witness.add_argument("--config", type=Path, required=True)
+    witness.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     witness.add_argument("--server", required=True, help="the partner's HOST:PORT")
     witness.add_argument("--server-name", help="the partner's certificate name, if not the host")
     witness.set_defaults(func=cmd_witness)
 
     witnessed = audit.add_parser("witnessed", help="the partners' checkpoints this node cosigned")
-    witnessed.add_argument("--config", type=Path, required=True)
+    witnessed.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     witnessed.set_defaults(func=cmd_witnessed)

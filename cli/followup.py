@@ -10,12 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from agency.audit.log import utc_now
 from agency.config import NodeConfig, load_config, open_audit_log
-from cli.display import csv_cell, plain
+from cli.display import csv_cell, make_console, plain
 from client.api import ClientTls, MatchClient
 from psi.client_query import Hit
 from psi.errors import InputError
@@ -24,7 +23,11 @@ from psi.profiles import Strength
 from server.followups import FIELDS, FollowUp, FollowUpDesk
 from server.store import Store
 
-console = Console()
+console = make_console()
+_CONFIG_HELP = "this node's config file"
+_SERVER_HELP = "HOST:PORT of the partner node"
+_ID_HELP = "the follow-up id"
+_DECIDER_HELP = "the officer deciding (for the audit log)"
 
 
 def hit_from_file(path: Path, reference: str) -> Hit:
@@ -148,43 +151,43 @@ def add_followup_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     cmds = fu.add_subparsers(dest="followup", required=True)
 
     request = cmds.add_parser("request", help="ask the partner about one hit (requesting agency)")
-    request.add_argument("--server", required=True)
-    request.add_argument("--config", type=Path, required=True)
+    request.add_argument("--server", required=True, help=_SERVER_HELP)
+    request.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     request.add_argument("--hits", type=Path, required=True, help="the hits file of `psi match`")
     request.add_argument("--reference", required=True, help="the hit's partner reference")
-    request.add_argument("--purpose", required=True)
-    request.add_argument("--case", required=True)
-    request.add_argument("--officer", default=getpass.getuser())
-    request.add_argument("--message", default="")
+    request.add_argument("--purpose", required=True, help="legal basis of the request")
+    request.add_argument("--case", required=True, help="case reference")
+    request.add_argument("--officer", default=getpass.getuser(), help="who asks (for both audit logs)")
+    request.add_argument("--message", default="", help="a note for the partner's officer")
     request.set_defaults(func=cmd_request)
 
     status = cmds.add_parser("status", help="the state of one of our requests; the data once approved")
-    status.add_argument("id")
-    status.add_argument("--server", required=True)
-    status.add_argument("--config", type=Path, required=True)
+    status.add_argument("id", help=_ID_HELP)
+    status.add_argument("--server", required=True, help=_SERVER_HELP)
+    status.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     status.add_argument("--wait", type=float, default=0.0, help="poll up to this many seconds while pending")
     status.set_defaults(func=cmd_status)
 
     listing = cmds.add_parser("list", help="requests received by this node (pending; --all for every one)")
-    listing.add_argument("--config", type=Path, required=True)
-    listing.add_argument("--all", action="store_true")
+    listing.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
+    listing.add_argument("--all", action="store_true", help="decided requests too")
     listing.set_defaults(func=cmd_list)
 
     show = cmds.add_parser("show", help="one received request")
-    show.add_argument("id")
-    show.add_argument("--config", type=Path, required=True)
+    show.add_argument("id", help=_ID_HELP)
+    show.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     show.set_defaults(func=cmd_show)
 
     approve = cmds.add_parser("approve", help="release some fields of the record to the requester")
-    approve.add_argument("id")
+    approve.add_argument("id", help=_ID_HELP)
     approve.add_argument("--fields", required=True, help=f"comma-separated, from: {', '.join(FIELDS)}")
-    approve.add_argument("--config", type=Path, required=True)
-    approve.add_argument("--officer", default=getpass.getuser())
+    approve.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
+    approve.add_argument("--officer", default=getpass.getuser(), help=_DECIDER_HELP)
     approve.set_defaults(func=cmd_decide, decision="approve")
 
     deny = cmds.add_parser("deny", help="refuse the request; nothing is released")
-    deny.add_argument("id")
-    deny.add_argument("--reason", required=True)
-    deny.add_argument("--config", type=Path, required=True)
-    deny.add_argument("--officer", default=getpass.getuser())
+    deny.add_argument("id", help=_ID_HELP)
+    deny.add_argument("--reason", required=True, help="why, for the requester (its length is audited)")
+    deny.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
+    deny.add_argument("--officer", default=getpass.getuser(), help=_DECIDER_HELP)
     deny.set_defaults(func=cmd_decide, decision="deny")

@@ -1,10 +1,15 @@
 """The `psi` command line: node administration and matching.
 
     psi pki init --out pki agency-a agency-b
+    psi config check --config node.toml
     psi watchlist import FILE --config node.toml
     psi serve --config node.toml
     psi match --server HOST:PORT --input FILE --out hits.csv --config node.toml \\
               --purpose "..." --case REF
+
+An expected failure prints one line `error: ...` and exits with its class's code
+(`cli.exit_codes`); `--debug` adds the traceback. The README's command reference is
+rendered from this parser (`python -m cli.reference --write README.md`).
 """
 
 from __future__ import annotations
@@ -14,19 +19,22 @@ import csv
 import getpass
 import logging
 import sys
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
 from agency.audit.log import AuditLog
 from agency.config import load_config, open_audit_log
 from agency.keys import load_or_create_signing_key
 from cli.audit import add_audit_commands, witness_checkpoint
-from cli.display import csv_cell
+from cli.config_check import add_config_commands
+from cli.display import csv_cell, make_console, plain
+from cli.exit_codes import ExitCode, exit_code
 from cli.followup import add_followup_commands
+from cli.logs import configure_logging
 from cli.pki import init_pki
 from cli.record_files import read_records
 from client.api import ClientTls, MatchClient, ProgressCallback
@@ -34,14 +42,18 @@ from psi.client_query import MatchResult
 from psi.errors import InputError, PsiError
 from psi.messages import Mode
 from psi.profiles import PROFILES, Profile, Strength
+from psi.record_parsing import ParseIssue
 from psi.workers import WorkerPool
 from server.app import serve
 from server.rotation import init_key, rotate_key
-from server.watchlist import erase_records, import_records
+from server.watchlist import erase_records, import_records, keys_lost
 
-console = Console(stderr=True)
+console = make_console(stderr=True)
 
 _MAX_JUSTIFICATION = 512  # characters: a reason, not a document
+_CONFIG_HELP = "this node's config file (TOML; `psi config check` checks it)"
+_QUIET_HELP = "no progress bar"
+_FORMAT_HELP = "the file's format (default: from its extension, .csv or .jsonl)"
 HIT_COLUMNS = ("local_id", "partner_reference", "category", "matched_rules", "strength", "followup_key")
 
 
@@ -66,7 +78,7 @@ def _store_progress(label: str, update: ProgressCallback) -> Callable[[int, int]
 
 
 def cmd_pki_init(args: argparse.Namespace) -> int:
-    issued = init_pki(args.out, args.nodes)
+    issued = init_pki(args.out, args.nodes, force=args.force)
     for node_id, creds in issued.items():
         print(f"{node_id}: {creds.cert} {creds.key}")
     print(f"CA: {args.out / 'ca.pem'}")
@@ -74,27 +86,53 @@ def cmd_pki_init(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = load_config(args.config)
+    logging.getLogger().setLevel(logging.INFO)  # a node logs each session; other commands only warnings
     with progress_bar(not args.quiet) as update:
         serve(config, _store_progress("tags", update), args.operator, args.justification)
     return 0
 
 
+def _write_rejects(path: Path, issues: Sequence[ParseIssue]) -> None:
+    """The skipped rows: line, id, field, reason and the row as read (JSON), no cell a formula."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("line", "id", "field", "reason", "row"))
+        for issue in issues:
+            writer.writerow(map(csv_cell, ("" if issue.line is None else str(issue.line), issue.record_id,
+                                           issue.field or "", issue.reason, issue.value)))
+
+
 def cmd_watchlist_import(args: argparse.Namespace) -> int:
     config = load_config(args.config)
+    issues: list[ParseIssue] = []
     with WorkerPool() as pool, progress_bar(not args.quiet) as update:
         update("read", 0, 1)  # on screen at once, while a large file is parsed
-        records = read_records(args.file, args.format, require_reference=True)
+        records = read_records(args.file, args.format, require_reference=True, strict=args.strict,
+                               on_error=args.on_error, issues=issues)
         update("read", 1, 1)
+        skipped = [i for i in issues if i.kind == "skipped"]
+        if skipped:
+            reject_file = args.reject_file or args.file.with_name(args.file.name + ".rejected.csv")
+            _write_rejects(reject_file, skipped)
         if not records and not args.allow_empty:
             raise InputError(f"{args.file} holds no records; nothing was imported "
                              "(pass --allow-empty to record an empty import)")
         report = import_records(config, records, args.operator, _store_progress("import", update), pool,
                                 args.justification)
+    lost = keys_lost(config.profile, records, issues)
+    for issue in issues:
+        if issue.kind == "warning":
+            console.print(f"[yellow]warning:[/yellow] {issue} (was '{issue.value}'; "
+                          f"{lost.get(issue.record_id, 0)} match keys fewer)", highlight=False)
     print(f"read {report.records} records: {report.added} new, {report.updated} updated, "
           f"{report.unchanged} unchanged ({report.match_keys} match keys computed); "
           f"list '{config.list_id}' holds {report.list_size} records, version {report.list_version}")
+    warned = sum(1 for i in issues if i.kind == "warning")
+    if warned:
+        print(f"{warned} records kept without their date of birth: {sum(lost.values())} match keys fewer in all")
+    if skipped:
+        print(f"{len(skipped)} rows skipped, listed with line numbers and reasons in {reject_file}")
     return 0
 
 
@@ -180,8 +218,8 @@ def cmd_match(args: argparse.Namespace) -> int:
         try:
             console.print(witness_checkpoint(config, args.server, tls, args.server_name), highlight=False)
         except PsiError as exc:
-            console.print(f"[yellow]warning:[/yellow] the partner did not cosign this node's audit log: {exc}",
-                          highlight=False)
+            console.print(f"[yellow]warning:[/yellow] the partner did not cosign this node's audit log: "
+                          f"{plain(str(exc))}", highlight=False)
     return 0
 
 
@@ -197,18 +235,26 @@ def _justification(parser: argparse.ArgumentParser, help_text: str) -> None:
 
 def _add_watchlist_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     wl = sub.add_parser("watchlist", help="the node's list").add_subparsers(dest="watchlist", required=True)
-    imp = wl.add_parser("import", help="add or update records from CSV or JSON Lines")
+    imp = wl.add_parser("import", help="add or update records from CSV or JSON Lines (records not in the file "
+                                       "stay: remove them with `psi watchlist erase`)")
     imp.add_argument("file", type=Path, help="CSV (with a header) or JSON Lines, UTF-8")
     imp.add_argument("--allow-empty", action="store_true", help="accept a file with no records")
-    imp.add_argument("--config", type=Path, required=True)
-    imp.add_argument("--format", choices=("csv", "jsonl"))
+    imp.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
+    imp.add_argument("--format", choices=("csv", "jsonl"), help=_FORMAT_HELP)
     imp.add_argument("--operator", default=getpass.getuser(), help="who imports (for the audit log)")
     _justification(imp, "why the list changes (for the audit log)")
-    imp.add_argument("--quiet", action="store_true")
+    imp.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
+    imp.add_argument("--on-error", choices=("reject", "skip"), default="reject",
+                     help="a row that cannot be read: reject refuses the whole file (default), skip leaves the row "
+                          "out and lists it in the reject file")
+    imp.add_argument("--reject-file", type=Path,
+                     help="where --on-error=skip lists the skipped rows (default: FILE.rejected.csv)")
+    imp.add_argument("--strict", action="store_true",
+                     help="refuse an impossible date of birth instead of keeping the record without it")
     imp.set_defaults(func=cmd_watchlist_import)
     erase = wl.add_parser("erase", help="remove records by id")
-    erase.add_argument("ids", nargs="+")
-    erase.add_argument("--config", type=Path, required=True)
+    erase.add_argument("ids", nargs="+", help="ids of the records to remove")
+    erase.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     erase.add_argument("--operator", default=getpass.getuser(), help="who erases (for the audit log)")
     _justification(erase, "why these records go (for the audit log)")
     erase.set_defaults(func=cmd_watchlist_erase)
@@ -217,28 +263,32 @@ def _add_watchlist_commands(sub: argparse._SubParsersAction[argparse.ArgumentPar
 def _add_keys_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     keys = sub.add_parser("keys", help="the node's OPRF key").add_subparsers(dest="keys", required=True)
     init_keys = keys.add_parser("init", help="create the node's OPRF key (a new node does so on its first start)")
-    init_keys.add_argument("--config", type=Path, required=True, help="this node's config file")
+    init_keys.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     init_keys.add_argument("--operator", default=getpass.getuser(), help="who creates it (for the audit log)")
     init_keys.set_defaults(func=cmd_keys_init)
     rotate = keys.add_parser("rotate", help="start a new key epoch (recomputes the tags)")
-    rotate.add_argument("--config", type=Path, required=True)
+    rotate.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     rotate.add_argument("--operator", default=getpass.getuser(), help="who rotates (for the audit log)")
-    rotate.add_argument("--quiet", action="store_true")
+    rotate.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     rotate.set_defaults(func=cmd_keys_rotate)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psi", description="Private matching of wanted-person lists.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pki = sub.add_parser("pki", help="development certificates").add_subparsers(dest="pki", required=True)
     init = pki.add_parser("init", help="create a development CA and node certificates")
     init.add_argument("nodes", nargs="+", help="node ids, e.g. agency-a agency-b")
-    init.add_argument("--out", type=Path, default=Path("pki"))
+    init.add_argument("--out", type=Path, default=Path("pki"), help="folder for the CA and the certificates")
+    init.add_argument("--force", action="store_true",
+                      help="replace an existing CA: every certificate it signed stops being trusted")
     init.set_defaults(func=cmd_pki_init)
 
+    add_config_commands(sub)
+
     serve = sub.add_parser("serve", help="run a node")
-    serve.add_argument("--config", type=Path, required=True)
+    serve.add_argument("--config", type=Path, required=True, help=_CONFIG_HELP)
     serve.add_argument("--quiet", action="store_true", help="no progress bar")
     serve.add_argument("--operator", default=getpass.getuser(),
                        help="who starts the node (logged with a change of agreements)")
@@ -247,19 +297,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_watchlist_commands(sub)
     _add_keys_commands(sub)
+    _add_match_command(sub)
+    add_audit_commands(sub)
+    add_followup_commands(sub)
+    for command in leaf_parsers(parser):  # before or after the command: `psi --debug serve`, `psi serve --debug`
+        _add_global_options(command)
+    _add_global_options(parser)
+    return parser
 
+
+def _add_match_command(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     match = sub.add_parser("match", help="privately match a file against a partner node")
     match.add_argument("--server", required=True, help="HOST:PORT of the partner node")
-    match.add_argument("--input", type=Path, required=True)
-    match.add_argument("--out", type=Path, default=Path("hits.csv"))
+    match.add_argument("--input", type=Path, required=True, help="this agency's records (CSV or JSON Lines)")
+    match.add_argument("--out", type=Path, default=Path("hits.csv"), help="where the hits are written (CSV)")
     match.add_argument("--purpose", required=True, help="legal basis of the request")
     match.add_argument("--case", required=True, help="case reference")
     match.add_argument("--operator", default=getpass.getuser(), help="the officer starting the request")
-    match.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.INTERSECTION.value)
-    match.add_argument("--config", type=Path, help="this node's config (TLS files and profile)")
-    match.add_argument("--ca", type=Path)
-    match.add_argument("--cert", type=Path)
-    match.add_argument("--key", type=Path)
+    match.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.INTERSECTION.value,
+                       help="intersection: which records hit; cardinality: only how many")
+    match.add_argument("--config", type=Path, help="this node's config (TLS files, profile and audit log)")
+    match.add_argument("--ca", type=Path, help="without --config: the CA that signed the partner's certificate")
+    match.add_argument("--cert", type=Path, help="without --config: this agency's certificate (PEM)")
+    match.add_argument("--key", type=Path, help="without --config: that certificate's key (PEM)")
     match.add_argument("--profile", choices=sorted(PROFILES),
                        help="match profile when no --config is given (default: the partner's)")
     match.add_argument("--partner", help="the partner agency meant: its certificate's common name must be this "
@@ -269,24 +329,50 @@ def build_parser() -> argparse.ArgumentParser:
                        help="without --config: the Ed25519 key (PEM, 0600) that signs --audit-log")
     match.add_argument("--server-name", help="host name expected in the partner's certificate")
     match.add_argument("--list", default="", help="the partner's list id (default: its default list)")
-    match.add_argument("--format", choices=("csv", "jsonl"))
-    match.add_argument("--quiet", action="store_true")
+    match.add_argument("--format", choices=("csv", "jsonl"), help=_FORMAT_HELP)
+    match.add_argument("--quiet", action="store_true", help=_QUIET_HELP)
     match.set_defaults(func=cmd_match)
 
-    add_audit_commands(sub)
-    add_followup_commands(sub)
-    return parser
+
+def leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """Each command's own parser (`psi watchlist import`, ...), depth first, in the order they were added."""
+    for action in parser._actions:  # argparse has no public walk of its subcommands
+        if isinstance(action, argparse._SubParsersAction):
+            for child in action.choices.values():
+                if child._subparsers is None:
+                    yield child
+                else:
+                    yield from leaf_parsers(child)
+
+
+def _add_global_options(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's parser must not reset what was given before the command.
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the traceback of a failure (for a bug report)")
+    parser.add_argument("--log-format", choices=("text", "json"), default=argparse.SUPPRESS,
+                        help="log lines as text, or as one JSON object per line for a log collector")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an expected failure is one line on stderr and its class's exit code."""
     args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    configure_logging(getattr(args, "log_format", "text"), logging.DEBUG if debug else logging.WARNING)
     try:
         return int(args.func(args))
-    except PsiError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
-        return 2
-    except KeyboardInterrupt:
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:
+        code = exit_code(exc)
+        if debug:
+            traceback.print_exc()
+        if code is ExitCode.INTERNAL:
+            message = f"internal error ({type(exc).__name__}: {exc}); run again with --debug and report the traceback"
+        elif isinstance(exc, OSError):
+            message = f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+        else:
+            message = str(exc) or type(exc).__name__
+        if code is not ExitCode.INTERRUPTED:
+            console.print(f"[red]error:[/red] {plain(message)}", highlight=False)
+        return int(code)
 
 
 if __name__ == "__main__":

@@ -46,10 +46,20 @@ def _name(*common_names: str) -> x509.Name:
 
 
 def init_pki(out_dir: Path, node_ids: list[str], *, now: dt.datetime | None = None,
-             validity: dt.timedelta = _VALIDITY) -> dict[str, NodeCredentials]:
-    """Create ca.pem (+ ca.key) and <node>.pem/<node>.key for each node id."""
+             validity: dt.timedelta = _VALIDITY, force: bool = False) -> dict[str, NodeCredentials]:
+    """Create ca.pem (+ ca.key) and <node>.pem/<node>.key for each node id.
+
+    Refuses, before writing anything, to replace existing files unless `force`: a new CA
+    silently invalidates every certificate the old one signed.
+    """
     if not node_ids:
         raise ConfigurationError("name at least one node")
+    names = ["ca.pem", "ca.key", *(f"{n}.{ext}" for n in node_ids for ext in ("pem", "key"))]
+    existing = [name for name in names if (out_dir / name).exists()]
+    if existing and not force:
+        raise ConfigurationError(f"{out_dir} already holds {', '.join(existing)}; a new CA would make every "
+                                 "certificate of the old one untrusted. Pass --force to replace them, or choose "
+                                 "another --out folder")
     out_dir.mkdir(parents=True, exist_ok=True)
     start = (now or dt.datetime.now(dt.UTC)) - dt.timedelta(minutes=5)
     ca_key = ec.generate_private_key(ec.SECP256R1())

@@ -16,10 +16,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from rich.console import Console
 from rich.table import Table
 
 from agency.config import render_config
+from cli.display import make_console
 from cli.main import HIT_COLUMNS
 from client.api import ClientTls, wait_for_node
 from demo.synthetic import make_lists
@@ -27,8 +27,16 @@ from psi.record_parsing import format_csv, format_jsonl
 
 WORK = Path(__file__).resolve().parent / "work"
 PSI = [sys.executable, "-m", "cli.main"]
-console = Console()
+console = make_console()
 
+
+
+def heading(title: str) -> None:
+    """A step's title: a rule on a terminal, one plain line in a log (a rule would span the unwrapped width)."""
+    if console.is_terminal:
+        console.rule(title)
+    else:
+        console.print(f"== {title} ==", highlight=False)
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -61,7 +69,7 @@ def show_hits(path: Path, title: str, limit: int = 5) -> tuple[set[tuple[str, st
 def main() -> int:
     shutil.rmtree(WORK, ignore_errors=True)
     WORK.mkdir(parents=True)
-    console.rule("1. development PKI")
+    heading("1. development PKI")
     console.print(run("pki", "init", "--out", str(WORK / "pki"), "agency-a", "agency-b"))
     lists = make_lists(1200, 1000, overlap=150, seed=2026)
     files = {"agency-a": WORK / "agency-a.csv", "agency-b": WORK / "agency-b.jsonl"}
@@ -69,7 +77,7 @@ def main() -> int:
     files["agency-b"].write_text(format_jsonl(lists.b), encoding="utf-8")
     ports = {"agency-a": free_port(), "agency-b": free_port()}
     configs = {}
-    console.rule("2. import the watchlists")
+    heading("2. import the watchlists")
     for node, port in ports.items():
         config = WORK / f"{node}.toml"
         partner = next(p for p in ports if p != node)
@@ -78,7 +86,7 @@ def main() -> int:
         configs[node] = config
         console.print(f"{node}: " + run("watchlist", "import", str(files[node]), "--config", str(config),
                                           "--quiet"))
-    console.rule("3. start both nodes (mutual TLS, 127.0.0.1)")
+    heading("3. start both nodes (mutual TLS, 127.0.0.1)")
     ok = True
     procs = {node: subprocess.Popen([*PSI, "serve", "--config", str(configs[node]), "--quiet"],
                                     stdout=subprocess.DEVNULL, stderr=(WORK / f"{node}.log").open("w"))
@@ -95,7 +103,7 @@ def main() -> int:
             "agency-b": {(b, reference[a]) for a, b in lists.overlap},
         }
         for me, partner in (("agency-a", "agency-b"), ("agency-b", "agency-a")):
-            console.rule(f"4. {me} matches its list against {partner}")
+            heading(f"4. {me} matches its list against {partner}")
             out = WORK / f"hits-{me}.csv"
             summary = run("match", "--server", f"127.0.0.1:{ports[partner]}", "--input", str(files[me]),
                           "--out", str(out), "--config", str(configs[me]), "--purpose",
@@ -108,7 +116,7 @@ def main() -> int:
             console.print(f"strong and medium hits equal the {len(expected[me])} known overlapping persons: "
                           f"{'[green]yes[/green]' if correct else '[red]NO[/red]'}; {weak} weak-only hits "
                           "(same name skeleton and birth year) are leads for a person to confirm")
-        console.rule(f"5. {'all results correct' if ok else 'results differ from the known overlap'}")
+        heading(f"5. {'all results correct' if ok else 'results differ from the known overlap'}")
         ok &= show_followup(configs, ports)
     finally:
         for proc in procs.values():
@@ -124,7 +132,7 @@ def main() -> int:
 
 def show_followup(configs: dict[str, Path], ports: dict[str, int]) -> bool:
     """Agency A asks about its first hit; B's officer releases two fields; A receives them."""
-    console.rule("6. follow-up: agency-a asks agency-b about its first hit")
+    heading("6. follow-up: agency-a asks agency-b about its first hit")
     with (WORK / "hits-agency-a.csv").open(encoding="utf-8") as handle:
         first = next(csv.DictReader(handle))
     b_server = f"127.0.0.1:{ports['agency-b']}"
@@ -150,7 +158,7 @@ def show_audit(nodes: list[str]) -> bool:
     logs = {node: WORK / f"data-{node}/audit.log" for node in nodes}
     for node in nodes:
         partner = next(p for p in nodes if p != node)
-        console.rule(f"7. audit log of {node}, as its data-protection officer checks it")
+        heading(f"7. audit log of {node}, as its data-protection officer checks it")
         bundle = WORK / f"data-{partner}/witness/{node}.json"  # what the partner cosigned after each match
         verify = subprocess.run([*PSI, "audit", "verify", str(logs[node]), "--public-key", str(keys[node]),
                                  "--witness", str(bundle)], capture_output=True, text=True, check=False)
@@ -162,7 +170,7 @@ def show_audit(nodes: list[str]) -> bool:
         run("audit", "report", str(logs[node]), "--public-key", str(keys[node]), "--format", "html",
             "--out", str(page))
         console.print(f"HTML report with a timeline chart: {page}")
-        console.rule(f"8. {node}'s queries, reconciled with {partner}'s log")
+        heading(f"8. {node}'s queries, reconciled with {partner}'s log")
         rec = subprocess.run([*PSI, "audit", "reconcile", "--client", str(logs[node]), "--client-key",
                               str(keys[node]), "--server", str(logs[partner]), "--server-key", str(keys[partner])],
                              capture_output=True, text=True, check=False)

@@ -1,12 +1,21 @@
-"""Name normalisation for matching across spellings and scripts.
+"""Name normalisation for matching across spellings and scripts (profile `standard/2`).
 
-`name_tokens` transliterates any script to Latin (anyascii), folds case and
-diacritics, splits on punctuation and on the word boundaries that
-transliterated Chinese keeps only as capitals ("WangWei"), and drops titles and
-particles. `skeleton` reduces one token to a consonant key that different
-transliteration schemes and vowel spellings share (Yeltsin, Eltsine, Jelzin,
-El'cin -> "lcn"; Mohammed, Muhammad, mhmd -> "mhmd"). The skeleton table is
-ours and small; the transliteration is the library's.
+`name_tokens` transliterates any script to Latin (the `anyascii` library), folds case and
+diacritics, splits on punctuation and on the word boundaries transliterated Chinese and
+Korean keep only as capitals ("WangXiaoMing"), and then applies the hand-written rules
+below. `joined_rotation` makes one string of the words that is the same whatever the word
+order (family first or last) and however the syllables are split into words ("Kim Min Jun",
+"Kim Minjun", "Minjun KIM"). `name_code` is a consonant key that keeps the information that
+tells people apart (the class of the first vowel, a feminine ending), `skeleton` the loose
+consonant key of `standard/1` kept for the weak rules.
+
+Why by hand: jellyfish's Soundex/NYSIIS/Metaphone codes were measured (docs/matching.md): they
+do not bridge romanisation schemes (Metaphone YLTSN/JLSN for Yeltsin/Jelzin) and Soundex
+merges different names (Christian/Christopher: C623). The OpenSanctions name stack (rigour)
+needs ICU compiled from source. The tables here are the small curated part: Arabic `Abd`
+compounds and `-uddin`/`-ullah` endings, articles, the particles that are also given names
+(only dropped between words), Korean family-name romanisations, and the transliteration
+spellings of one sound.
 """
 
 from __future__ import annotations
@@ -16,15 +25,35 @@ import unicodedata
 
 from anyascii import anyascii
 
-# Titles and name particles (Latin forms, after transliteration).
+TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "herr", "frau", "mme", "mlle"})
+SUFFIXES = frozenset({"jr", "sr"})
+# Name particles. Several are also given names or syllables (Ben, Abu, Bin, De, Du, Le, Van, Da):
+# a particle is dropped only between two words, or at the start of a particle chain (von der, de la).
 PARTICLES = frozenset({
-    "mr", "mrs", "ms", "dr", "prof", "sir", "herr", "frau", "mme", "mlle", "sr", "jr",
     "von", "van", "der", "den", "de", "du", "des", "la", "le", "del", "della", "di", "da", "dos", "das",
-    "al", "el", "bin", "bn", "ibn", "bint", "ben", "abu", "ould", "ter", "zu", "y",
+    "bin", "bn", "ibn", "bint", "ben", "abu", "ould", "ter", "zu", "y", "ap",
 })
+ARTICLES = frozenset({"al", "el", "ul", "ar", "as", "ad", "an", "at", "az", "ash", "ur", "us", "ed", "ud"})
+_ABD = frozenset({"abd", "abdul", "abdel", "abdal", "abdol", "abdoul", "abdur", "abdus", "abdil", "bd"})
+_COMPOUND_TAILS = frozenset({"din", "deen", "dine", "allah", "ullah", "ulla", "alla"})
+# Korean family names: variant romanisation -> one form (first or last word only).
+KOREAN_FAMILY = {
+    "gim": "kim", "ghim": "kim", "yi": "lee", "rhee": "lee", "rhie": "lee", "ri": "lee", "i": "lee", "lee": "lee",
+    "pak": "park", "bak": "park", "bahk": "park", "bag": "park", "choe": "choi", "chey": "choi",
+    "jeong": "jeong", "chung": "jeong", "chong": "jeong", "jung": "jeong", "gang": "kang", "jo": "cho",
+    "yun": "yoon", "gwon": "kwon", "whang": "hwang", "ahn": "an", "ryu": "yu", "yoo": "yu", "rhyu": "yu",
+    "jeon": "jeon", "chun": "jeon", "chon": "jeon", "mun": "moon", "sohn": "son", "pae": "bae", "paek": "baek",
+    "paik": "baek", "baeg": "baek", "huh": "heo", "hur": "heo", "roh": "noh", "no": "noh", "suh": "seo",
+    "shin": "shin", "sin": "shin", "oh": "oh", "o": "oh", "im": "lim", "rim": "lim", "go": "ko", "koh": "ko",
+}
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_CAMEL_CJK = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # ISunSin: one-letter syllables
 _MARKS = re.compile(r"['`\u02bc\u02bb\u2019]")  # apostrophes and the ayn/hamza marks of transliterations
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
+_ABD_JOINED = re.compile(r"^a?bd(?:[aeiou]?u?l(?=[a-z]{3})|[aeiou]?([rstdnz])(?=\1))?([a-z]{3,})$")
+_ATTACHED_ARTICLE = re.compile(r"^(?:al|el)(?=[b-df-hj-np-tv-z][aeiouy][a-z]{2,}$)")
+_DIN_TAIL = re.compile(r"(?<=[a-z]{3})(?:[aeiou]?[dl]?|[aeiou]?d)?d(?:i|ee)ne?$")
+_LAH_TAIL = re.compile(r"(?<=[a-z]{3})[aeiou]?l?lah?$")
 # Order matters: longer spellings first. Each maps a family of transliterations to one letter.
 _SKELETON_RULES = (
     ("tsch", "c"), ("sch", "s"), ("tch", "c"), ("dzh", "j"), ("zh", "j"), ("ch", "c"), ("sh", "s"),
@@ -32,6 +61,7 @@ _SKELETON_RULES = (
     ("ks", "x"), ("q", "k"), ("z", "c"), ("w", "v"), ("j", ""),
 )
 _VOWELS = re.compile(r"[aeiouy]")
+_GLIDE = re.compile(r"^(?:y|j(?!eo|eu|ae)|i|g[ie])(?=[aeiou])")  # not Korean jeo/jeu/jae
 
 
 def fold(text: str) -> str:
@@ -39,24 +69,142 @@ def fold(text: str) -> str:
     return anyascii(unicodedata.normalize("NFKC", text))
 
 
+def _words(text: str) -> list[str]:
+    camel = _CAMEL_CJK if any("\u2e80" <= ch <= "\ud7af" for ch in text) else _CAMEL
+    latin = camel.sub(" ", _MARKS.sub("", fold(text)))
+    return [w for w in _NON_ALNUM.split(latin.lower()) if w]
+
+
+def _compounds(words: list[str]) -> list[str]:
+    """Join `Abd al-Rahman`, `Abdul Rahman`, `Nur ad-Din`, `Habib Allah` into one word each, one spelling."""
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        word = words[i]
+        if word in _ABD and i + 1 < len(words):
+            j = i + 1
+            while j < len(words) - 1 and words[j] in ARTICLES:
+                j += 1
+            word, i = "abd" + words[j], j
+        elif word in _COMPOUND_TAILS and out:
+            out[-1] += "din" if word.startswith("d") else "lah"
+            i += 1
+            continue
+        elif word in ARTICLES and i + 1 < len(words) and words[i + 1] in _COMPOUND_TAILS and out:
+            i += 1
+            continue
+        if len(words) > 1:  # an article written attached (Almasri, Elsayed), wherever the word stands
+            word = _ATTACHED_ARTICLE.sub("", word)
+        joined = _ABD_JOINED.match(word)
+        if joined:
+            word = "abd" + _LAH_TAIL.sub("lah", joined.group(2)) if len(word) > 4 else word
+        elif len(word) >= 7:
+            word = _LAH_TAIL.sub("lah", _DIN_TAIL.sub("din", word))
+        out.append(word)
+        i += 1
+    return out
+
+
+def _strip_particles(words: list[str]) -> list[str]:
+    kept: list[str] = []
+    n = len(words)
+    for i, word in enumerate(words):
+        chain_start = i == 0 and n > 2 and words[1] in PARTICLES
+        between = 0 < i < n - 1
+        if word in ARTICLES and i < n - 1 and len(kept) + (n - i - 1) >= 1 and word in {"al", "el"}:
+            continue  # the Arabic article, written apart
+        if word in PARTICLES and (between or chain_start):
+            continue
+        kept.append(word)
+    while len(kept) > 2 and kept[0] in TITLES:  # a title only before two or more other words
+        kept = kept[1:]
+    while len(kept) > 2 and kept[-1] in SUFFIXES:
+        kept = kept[:-1]
+    return kept
+
+
 def name_tokens(text: str) -> list[str]:
-    """The words of a name, in any script, as lower-case ASCII; titles and particles dropped."""
-    latin = _CAMEL.sub(" ", _MARKS.sub("", fold(text)))
-    words = [w for w in _NON_ALNUM.split(latin.lower()) if w]
-    kept = [w for w in words if w not in PARTICLES]
-    return kept or words  # a name made only of particles keeps them
+    """The words of a name, in any script, as lower-case ASCII, after the rules in this module's docstring."""
+    words = _strip_particles(_compounds(_words(text)))
+    if len(words) >= 2:
+        for pos in (0, len(words) - 1):
+            words[pos] = KOREAN_FAMILY.get(words[pos], words[pos])
+    return words
 
 
-def skeleton(token: str) -> str:
-    """A consonant key shared by common transliterations and vowel spellings of one word."""
-    # An abjad transliteration has no vowel letters; its w stands for the vowel u (mnswr = Mansur).
-    text = token.replace("w", "") if not re.search(r"[aeiou]", token) else token
+def min_rotation(items: list[str]) -> list[str]:
+    return min(items[i:] + items[:i] for i in range(len(items))) if items else []
+
+
+def joined_rotation(tokens: list[str]) -> str:
+    """The letters of the words without spaces, read from the smallest rotation.
+
+    The same for any rotation of the words (Wang Xiaoming / Xiaoming Wang) and for any split
+    of the same letters into words (Kim Min Jun / Kim Minjun); a different order of three or
+    more words that is not a rotation (Ali Hassan Omar / Omar Hassan Ali) stays different.
+    """
+    letters = "".join(tokens)
+    return min((letters[i:] + letters[:i] for i in range(len(letters))), default="")
+
+
+def _consonants(token: str, *, keep_h: bool) -> str:
+    text = token
+    if not re.search(r"[aeiou]", text):  # an abjad transliteration: w, v and y stand for long vowels
+        text = text[:1] + re.sub(r"[wvy]", "", text[1:])
+    if keep_h:  # the code keeps ts/tz/z (Zaytsev) apart from k (Kazakov)
+        text = re.sub(r"tz|ts(?!ch)|z", "Z", text)
     for spelling, letter in _SKELETON_RULES:
         text = text.replace(spelling, letter)
-    text = text.replace("c", "k")
-    consonants = _VOWELS.sub("", text.replace("h", "")) if len(text) > 1 else text
+    text = text.replace("c", "k").replace("Z", "z")
+    # With keep_h, h is kept before a vowel (Hassan, Mohammed) and dropped elsewhere (Ahmed/Ahmad, Sarah).
+    text = re.sub(r"h(?![aeiouy])", "", text) if keep_h else text.replace("h", "")
+    consonants = _VOWELS.sub("", text) if len(text) > 1 else text
     out: list[str] = []
     for ch in consonants or text[:1]:
         if not out or out[-1] != ch:
             out.append(ch)
     return "".join(out)
+
+
+def skeleton(token: str) -> str:
+    """The loose consonant key (all vowels and h dropped): bridges abjad scripts and vowel typos."""
+    return _consonants(_GLIDE.sub("", token), keep_h=False)
+
+
+def _short(token: str) -> str:
+    """A short word keeps its letters, with the vowels in three classes (Omar/Umar; Lan/Lin differ)."""
+    letters = token.translate(str.maketrans("wyo", "viu"))
+    return "".join(ch for i, ch in enumerate(letters) if i == 0 or letters[i - 1] != ch)
+
+
+def name_code(token: str) -> str:
+    """A consonant key that keeps what tells people apart.
+
+    Initial glides are dropped (Yeltsin/Eltsine/Jelzin, Yosef/Josef/Iosif, Giorgos/Yorgos), b and v
+    are one letter (Greek, Hebrew), h is kept before a vowel; the key adds whether the word starts
+    with a vowel, the class of the first vowel (a; e/i/y; o/u: Hassan vs Hussein, Omar vs Amir,
+    Veselov vs Vasilev) and a feminine `a` ending (Aleksandr vs Aleksandra, Kowalski vs Kowalska).
+    A word of at most four letters or fewer than two consonants keeps its letters (`_short`), so
+    short names (Ana, Ali, Lan, Lin) never collapse to one or two consonants.
+    """
+    if not has_vowels(token):
+        return "=" + token  # an abjad word: its letters as written
+    body = _GLIDE.sub("", token)
+    core = _consonants(body, keep_h=True).replace("b", "v")
+    if len(core) < 2 or len(token) <= 4:
+        return _short(token)
+    vowels = re.sub(r"[yj](?=[aeiou])", "", re.sub(r"(?<=[^aeiou])e$", "", body))  # no silent final e
+    classes = "".join("u" if ch in "ou" else "a" for ch in re.findall(r"[aeiou]", vowels))
+    klass = re.sub(r"(.)\1+", r"\1", classes)
+    initial = "^" if body[:1] in "aeiouy" else ""
+    feminine = "~a" if re.search(r"ah?$", token) else ""
+    return f"{initial}{klass}:{core}{feminine}"
+
+
+def has_vowels(token: str) -> bool:
+    """False for an abjad transliteration (Arabic, Hebrew script), which writes no short vowels."""
+    return bool(re.search(r"[aeiou]", token))
+
+
+def consonant_count(code: str) -> int:
+    return len(re.sub(r"[aeiouy~^=:]", "", code.rsplit(":", maxsplit=1)[-1]))

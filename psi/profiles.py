@@ -16,7 +16,15 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from psi.normalize import name_tokens, skeleton
+from psi.normalize import (
+    consonant_count,
+    has_vowels,
+    joined_rotation,
+    min_rotation,
+    name_code,
+    name_tokens,
+    skeleton,
+)
 from psi.records import Record
 
 _KEY_DOMAIN = b"psi-match-key-v1"
@@ -148,47 +156,80 @@ def _names(record: Record) -> list[list[str]]:
 
 
 def _full_date(record: Record) -> str | None:
+    """The full date with day and month in either order (a swapped day and month give one key)."""
     d = record.birth_date
-    return d.isoformat() if d is not None and d.day is not None else None
+    if d is None or d.day is None or d.month is None:
+        return None
+    low, high = sorted((d.month, d.day))
+    return f"{d.year:04d}|{low:02d}|{high:02d}"
 
 
 @dataclass(frozen=True)
-class TokensBirthDate:
-    """Name (and each alias) transliterated and folded, words sorted + full date of birth."""
+class NameBirthDate:
+    """The name's letters, read from their smallest rotation + full date of birth (medium)."""
 
-    rule_id: str = "tokens-dob"
+    rule_id: str = "name-dob"
     strength: Strength = Strength.MEDIUM
-    definition: str = "sorted(name_tokens(name|alias)) | full birth_date"
+    definition: str = "joined_rotation(name_tokens(name|alias)) | year, sorted(month, day)"
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
-        return [(" ".join(sorted(t)), date) for t in _names(record)] if date else []
+        return sorted({(joined_rotation(t), date) for t in _names(record)}) if date else []
+
+
+_MIN_CODE_CONSONANTS = 4  # a medium code key needs at least this many consonants over two or more words
+
+
+@dataclass(frozen=True)
+class NameCodeBirthDate:
+    """Name codes of the words (psi.normalize.name_code), smallest rotation + full date of birth (medium)."""
+
+    rule_id: str = "code-dob"
+    strength: Strength = Strength.MEDIUM
+    definition: str = (f"min_rotation(name_code(name_tokens(name|alias))), >=2 words with vowels, "
+                       f">={_MIN_CODE_CONSONANTS} consonants | year, sorted(month, day)")
+
+    def key_parts(self, record: Record) -> list[tuple[str, ...]]:
+        date = _full_date(record)
+        if not date:
+            return []
+        parts = set()
+        for tokens in _names(record):
+            codes = [name_code(t) for t in tokens]
+            if (len(codes) >= 2 and all(map(has_vowels, tokens))
+                    and sum(map(consonant_count, codes)) >= _MIN_CODE_CONSONANTS):
+                parts.add((" ".join(min_rotation(codes)), date))
+        return sorted(parts)
 
 
 @dataclass(frozen=True)
 class SkeletonBirthDate:
-    """Consonant skeletons of the words, sorted + full date of birth: transliteration and vowel spellings."""
+    """Loose consonant skeletons (no vowels, no h), sorted + full date of birth (weak).
+
+    Bridges abjad scripts (محمد / Mohammed) and vowel typos, but merges names that differ only in
+    their vowels (Hassan / Hussein), so it is a lead only.
+    """
 
     rule_id: str = "skeleton-dob"
-    strength: Strength = Strength.MEDIUM
-    definition: str = "sorted(skeleton(name_tokens(name|alias))) | full birth_date"
+    strength: Strength = Strength.WEAK
+    definition: str = "sorted(skeleton(name_tokens(name|alias))) | year, sorted(month, day)"
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
-        return [(" ".join(sorted(map(skeleton, t))), date) for t in _names(record)] if date else []
+        return sorted({(" ".join(sorted(map(skeleton, t))), date) for t in _names(record)}) if date else []
 
 
 @dataclass(frozen=True)
 class SkeletonDropOneBirthDate:
-    """All skeletons, and the skeletons with one word left out + full date of birth.
+    """The loose skeletons with one word left out + full date of birth (weak).
 
-    One side's full set meets the other's set without its extra word, so a missing or extra
-    name part matches; two sets without the same misspelt word match a one-typo variant.
+    One side's full set meets the other's set without its extra word (skeleton-dob), so a missing
+    or extra name part matches; two sets without the same misspelt word match a one-typo variant.
     """
 
     rule_id: str = "skeleton-drop-one-dob"
     strength: Strength = Strength.WEAK
-    definition: str = "sorted(skeletons), and for each i sorted(skeletons without word i) | full birth_date"
+    definition: str = "for each i sorted(skeletons without word i), >=2 words | year, sorted(month, day)"
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
@@ -197,7 +238,6 @@ class SkeletonDropOneBirthDate:
         parts = set()
         for tokens in _names(record):
             skeletons = [skeleton(t) for t in tokens]
-            parts.add((" ".join(sorted(skeletons)), date))
             for i in range(len(skeletons) if len(skeletons) > 1 else 0):
                 parts.add((" ".join(sorted(skeletons[:i] + skeletons[i + 1:])), date))
         return sorted(parts)
@@ -205,7 +245,7 @@ class SkeletonDropOneBirthDate:
 
 @dataclass(frozen=True)
 class SkeletonBirthYear:
-    """Skeletons sorted + year of birth: partial, reformatted or day/month-swapped dates."""
+    """Loose skeletons sorted + year of birth: partial, reformatted or mistyped dates (weak)."""
 
     rule_id: str = "skeleton-year"
     strength: Strength = Strength.WEAK
@@ -215,10 +255,10 @@ class SkeletonBirthYear:
         if record.birth_date is None:
             return []
         year = f"{record.birth_date.year:04d}"
-        return [(" ".join(sorted(map(skeleton, t))), year) for t in _names(record)]
+        return sorted({(" ".join(sorted(map(skeleton, t))), year) for t in _names(record)})
 
 
 EXACT_PROFILE = Profile("exact/1", (DocumentNumber(), ExactNameBirthDate()))
-STANDARD_PROFILE = Profile("standard/1", (DocumentNumber(), TokensBirthDate(), SkeletonBirthDate(),
+STANDARD_PROFILE = Profile("standard/2", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
                                           SkeletonDropOneBirthDate(), SkeletonBirthYear()))
 PROFILES: dict[str, Profile] = {p.profile_id: p for p in (EXACT_PROFILE, STANDARD_PROFILE)}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+import iso3166
+
 from psi.errors import RecordError
 
 _DATE_RE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
@@ -59,6 +61,52 @@ class PartialDate:
         if self.day is not None:
             parts.append(f"{self.day:02d}")
         return "-".join(parts)
+
+
+def _short_names() -> dict[str, str]:
+    """Country names as people write them -> alpha-3: the ISO name, and the part before ',' or '('."""
+    names: dict[str, set[str]] = {}
+    for country in iso3166.countries:
+        for name in (country.name, country.apolitical_name):
+            for form in {name, name.split(",")[0], name.split(" (")[0]}:
+                names.setdefault(_name_key(form), set()).add(country.alpha3)
+    return {name: next(iter(codes)) for name, codes in names.items() if len(codes) == 1}
+
+
+def _name_key(text: str) -> str:
+    return " ".join(re.sub(r"[^a-z ]", " ", text.casefold().replace("&", " and ")).split())
+
+
+# Common names the ISO list does not spell out, and the ICAO code D (Germany) read in passports.
+_COUNTRY_ALIASES = {
+    "uk": "GBR", "united kingdom": "GBR", "great britain": "GBR", "england": "GBR", "scotland": "GBR",
+    "wales": "GBR", "russia": "RUS", "south korea": "KOR", "republic of korea": "KOR", "north korea": "PRK",
+    "vietnam": "VNM", "turkey": "TUR", "czech republic": "CZE", "ivory coast": "CIV", "laos": "LAO",
+    "palestine": "PSE", "syria": "SYR", "iran": "IRN", "moldova": "MDA", "tanzania": "TZA", "bolivia": "BOL",
+    "venezuela": "VEN", "macedonia": "MKD", "usa": "USA", "us": "USA", "united states": "USA", "taiwan": "TWN",
+    "d": "DEU", "kosovo": "XKX",
+}
+
+
+def country_code(text: str, field_name: str = "nationality") -> str:
+    """ISO 3166 alpha-3 for an alpha-3 or alpha-2 code or a common English name of the country.
+
+    Any three letters are kept as they are (ICAO adds codes such as XXA, stateless, to ISO's).
+    """
+    raw = text.strip()
+    if _COUNTRY_RE.match(raw.upper()):
+        return raw.upper()
+    if len(raw) == 2 and raw.isalpha():
+        try:
+            return str(iso3166.countries_by_alpha2[raw.upper()].alpha3)
+        except KeyError:
+            pass
+    key = _name_key(raw)
+    code = _COUNTRY_ALIASES.get(key) or _COUNTRY_NAMES.get(key)
+    if code is None:
+        raise RecordError(f"'{text}' is not a country: use an ISO 3166 alpha-3 or alpha-2 code (DEU, DE) "
+                          "or the country's English name", field=field_name)
+    return code
 
 
 def _days_in_month(year: int, month: int) -> int:
@@ -128,3 +176,6 @@ class Record:
                 f"'{self.nationality}' must be an ISO 3166 alpha-3 code such as FRA",
                 field="nationality",
             )
+
+
+_COUNTRY_NAMES = _short_names()

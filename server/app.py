@@ -10,7 +10,6 @@ from pathlib import Path
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from agency.config import NodeConfig, TlsConfig, open_audit_log
 from psi.errors import ConfigurationError
@@ -19,6 +18,8 @@ from psi.workers import WorkerPool
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from psiwire import witness_pb2, witness_pb2_grpc
+from server import reflection  # v1 and v1alpha
+from server.metrics import Metrics, MetricsEndpoint
 from server.node import Node
 from server.recovery import reconcile
 from server.service import MatchingService
@@ -46,20 +47,23 @@ def server_credentials(tls: TlsConfig) -> grpc.ServerCredentials:
 
 
 def create_server(node: Node, address: str | None = None, max_workers: int = 32,
-                  executor: Executor = INLINE) -> tuple[grpc.Server, int]:
+                  executor: Executor = INLINE, metrics: Metrics | None = None) -> tuple[grpc.Server, int]:
     """A started-ready server bound to `address` (default: the config's); returns (server, port).
 
-    `executor` runs the evaluations (the process pool of `serve`; inline in small tests).
+    `executor` runs the evaluations (the process pool of `serve`; inline in small tests);
+    `metrics` collects what the node's metrics endpoint exposes (none: collected, not exposed).
     """
     limits = node.config.limits
+    metrics = metrics or Metrics(node)
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=max_workers),
+        interceptors=[metrics.interceptor(SERVICE_NAME)],
         options=[
             ("grpc.max_receive_message_length", limits.max_message_bytes),
             ("grpc.max_send_message_length", limits.max_message_bytes),
         ],
     )
-    pb_grpc.add_MatchingServicer_to_server(MatchingService(node, executor), server)
+    pb_grpc.add_MatchingServicer_to_server(MatchingService(node, executor, metrics), server)
     witness_pb2_grpc.add_WitnessServicer_to_server(WitnessService(node), server)
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -103,16 +107,28 @@ def serve(config: NodeConfig, progress: Progress | None = None, operator: str = 
     """Run until SIGINT or SIGTERM, then stop gracefully."""
     pool = WorkerPool()
     pool.start()  # before the store work, which uses it too, and before the first partner waits for it
-    node = open_node(config, progress, operator, pool, justification)
-    server, port = create_server(node, executor=pool)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    server.start()
-    log.info("node %s serving list %s on port %d", config.node_id, config.list_id, port)
-    print(f"node {config.node_id} listening on {config.listen} (port {port})", flush=True)
-    stop.wait()
-    server.stop(grace=5).wait()
-    node.close()
-    pool.close()
+    try:
+        node = open_node(config, progress, operator, pool, justification)
+    except BaseException:
+        pool.close()
+        raise
+    try:  # a port already taken ends the start cleanly: the audit log signed, the workers gone
+        metrics = Metrics(node)
+        server, port = create_server(node, executor=pool, metrics=metrics)
+        endpoint = MetricsEndpoint(metrics, config.metrics_listen) if config.metrics_listen else None
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        server.start()
+        log.info("node %s serving list %s on port %d", config.node_id, config.list_id, port)
+        print(f"node {config.node_id} listening on {config.listen} (port {port})", flush=True)
+        if endpoint:
+            log.info("metrics on http://%s/metrics (port %d)", config.metrics_listen, endpoint.port)
+        stop.wait()
+        if endpoint:
+            endpoint.close()
+        server.stop(grace=5).wait()
+    finally:
+        node.close()
+        pool.close()
     print(f"node {config.node_id} stopped", flush=True)

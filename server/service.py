@@ -28,6 +28,7 @@ from psiwire.identity import PeerCertificate, identity_from_pem
 from server import audit_events as events
 from server.admission import Admission, Admitted, Ask
 from server.idle import with_idle_timeout
+from server.metrics import Metrics
 from server.node import Node
 from server.status_codes import grpc_errors
 
@@ -58,10 +59,11 @@ def _refused_partner(context: grpc.ServicerContext) -> str:
 class MatchingService(pb_grpc.MatchingServicer):
     """Decode, admit (`server.admission`), call the core, encode: nothing else happens here."""
 
-    def __init__(self, node: Node, executor: Executor) -> None:
+    def __init__(self, node: Node, executor: Executor, metrics: Metrics | None = None) -> None:
         self._node = node
         self._admission = Admission(node)
         self._executor = executor
+        self._metrics = metrics or Metrics(node)
 
     def _refusal(self, context: grpc.ServicerContext, rpc: str, session_id: str = "",
                  requested: list[SessionStart] | None = None) -> Callable[[grpc.StatusCode, str], None]:
@@ -90,7 +92,9 @@ class MatchingService(pb_grpc.MatchingServicer):
             self._node.audit.append(events.tags_served(partner, plan.mode, self._node.parameters(snapshot),
                                                        plan.offset, since_version=plan.since_version))
             for chunk in tag_chunks(plan, snapshot, changes, self._node.config.limits.max_message_bytes - _MARGIN):
-                yield codec.tag_chunk_to_pb(chunk)
+                message = codec.tag_chunk_to_pb(chunk)
+                self._metrics.tag_bytes(partner, message.ByteSize())
+                yield message
 
     def Evaluate(self, request_iterator: Iterator[pb.EvaluateRequest],
                  context: grpc.ServicerContext) -> Iterator[pb.EvaluateResponse]:
@@ -121,6 +125,7 @@ class MatchingService(pb_grpc.MatchingServicer):
                 session = ServerSession(key.secret, node.parameters(snapshot), session_id)
                 accepted = session.start(start)
                 node.audit.append(events.query_served(partner, start, session.parameters, session_id))
+                self._metrics.query(partner, start.mode)
                 yield codec.server_message_to_pb(accepted)
                 log.info("session %s from %s: %s, %d elements", session_id, partner, start.mode.value,
                          start.total_elements)
@@ -132,6 +137,7 @@ class MatchingService(pb_grpc.MatchingServicer):
                         job = session.batch(msg)
                         evaluated = run_evaluation(job, self._executor)
                         self._admission.charge(admitted, job.count)  # before anything is sent
+                        self._metrics.evaluated(partner, job.count)
                         crash_point("serve.after_charge")
                         unpaid -= job.count
                         yield codec.server_message_to_pb(session.evaluated(job, evaluated))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agency.audit.log import AuditLog
 from agency.config import NodeConfig, open_audit_log
@@ -13,7 +13,9 @@ from agency.faults import crash_point
 from agency.file_lock import locked
 from agency.keys import ServerKey
 from psi.executor import INLINE, Executor
-from psi.records import Record
+from psi.profiles import Profile
+from psi.record_parsing import ParseIssue
+from psi.records import PartialDate, Record
 from server import audit_events as events
 from server.key_lifecycle import ensure_key
 from server.operations import audited
@@ -69,6 +71,21 @@ def import_records(config: NodeConfig, records: Sequence[Record], operator: str,
                 "watchlist.update" if updated and not added else "watchlist.import", operator, config.list_id,
                 added=added, updated=updated, unchanged=unchanged, justification=justification))
         return ImportReport(len(records), added, updated, unchanged, keys, store.list_version, store.record_count())
+
+
+def keys_lost(profile: Profile, records: Sequence[Record], issues: Sequence[ParseIssue]) -> dict[str, int]:
+    """For each record kept without its date of birth: how many match keys it yields fewer than with a date.
+
+    The count compares the record as kept with the same record under a stand-in full date.
+    """
+    by_id = {r.record_id: r for r in records}
+    lost: dict[str, int] = {}
+    for issue in issues:
+        record = by_id.get(issue.record_id)
+        if issue.kind == "warning" and issue.field == "birth_date" and record is not None:
+            dated = replace(record, birth_date=PartialDate(2000, 1, 1))
+            lost[record.record_id] = len(profile.match_keys(dated)) - len(profile.match_keys(record))
+    return lost
 
 
 def erase_records(config: NodeConfig, record_ids: Sequence[str], operator: str, justification: str = "") -> list[str]:

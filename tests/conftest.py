@@ -49,7 +49,7 @@ class LiveNode:
         return f"127.0.0.1:{self.port}"
 
 
-def make_config(tmp: Path, pki: Path, node_id: str, listen: str = "127.0.0.1:0", extra: str = "",
+def make_config(tmp: Path, pki: Path, node_id: str, listen: str = "127.0.0.1:50051", extra: str = "",
                 partners: tuple[str, ...] = ("agency-a", "agency-b"), profile: str = "exact/1") -> NodeConfig:
     """A node config with default agreements for `partners`, plus any `extra` TOML."""
     path = tmp / f"{node_id}.toml"

@@ -56,6 +56,6 @@ def test_a_match_under_an_agencys_certificate_is_always_logged(tmp_path: Path, p
     assert main(common) == 2
     assert "must be logged" in capsys.readouterr().err
     log = tmp_path / "audit.log"
-    assert main([*common, "--audit-log", str(log), "--signing-key", str(tmp_path / "keys" / "audit.pem")]) == 2
+    assert main([*common, "--audit-log", str(log), "--signing-key", str(tmp_path / "keys" / "audit.pem")]) == 6
     made = [json.loads(line)["body"] for line in log.read_text().splitlines() if '"entry"' in line]
     assert [(b["operation"], b["node"], b["outcome"]) for b in made] == [("query.made", "agency-a", "refused")]

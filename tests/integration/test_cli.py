@@ -95,22 +95,22 @@ def _store_state(config_path: Path) -> tuple[int, list[object]]:
         store.close()
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [
+@pytest.mark.parametrize(("name", "text", "message", "strict"), [
     ("bad.csv", "id,name,birth_date,reference\n1,Ann,1980-01-01,R1\n2,Bob,1980-02-30,R2\n",
-     "line 3, field 'birth_date'"),
+     "line 3, field 'birth_date'", ["--strict"]),  # without --strict the date is dropped with a warning
     ("bad.jsonl", '{"id": "1", "name": "Ann", "reference": "R"}\n{"id": "2", "name": "Bob"}\n',
-     "line 2, field 'reference'"),
-    ("bad.csv", "id,name,reference\n1,Ann,R1\n1,Ann again,R2\n", "duplicate id"),
-    ("bad.txt", "whatever", "cannot tell the format"),
+     "line 2, field 'reference'", []),
+    ("bad.csv", "id,name,reference\n1,Ann,R1\n1,Ann again,R2\n", "duplicate id", []),
+    ("bad.txt", "whatever", "cannot tell the format", []),
 ])
 def test_malformed_import_leaves_the_store_unchanged(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                                     name: str, text: str, message: str) -> None:
+                                                     name: str, text: str, message: str, strict: list[str]) -> None:
     paths = _setup(tmp_path)
     assert main(["watchlist", "import", str(tmp_path / "b.jsonl"), "--config", str(paths["b"]),
                  "--quiet"]) == 0
     before = _store_state(paths["b"])
     (tmp_path / name).write_text(text, encoding="utf-8")
-    assert main(["watchlist", "import", str(tmp_path / name), "--config", str(paths["b"]), "--quiet"]) == 2
+    assert main(["watchlist", "import", str(tmp_path / name), "--config", str(paths["b"]), "--quiet", *strict]) == 2
     assert message in capsys.readouterr().err
     assert _store_state(paths["b"]) == before
 

@@ -147,11 +147,11 @@ def _children(pid: int) -> set[int]:
 
 
 def test_serving_node_killed_mid_evaluation(tmp_path: Path, pki_dir: Path) -> None:
-    config = make_config(tmp_path, pki_dir, "agency-b", listen="127.0.0.1:0")
+    config = make_config(tmp_path, pki_dir, "agency-b")
     import_records(config, LISTS.b, "setup")
     port = _free_port()
     toml = tmp_path / "agency-b.toml"
-    toml.write_text(toml.read_text().replace('listen = "127.0.0.1:0"', f'listen = "127.0.0.1:{port}"'))
+    toml.write_text(toml.read_text().replace('listen = "127.0.0.1:50051"', f'listen = "127.0.0.1:{port}"'))
     env = {**os.environ, "PSI_CRASH_AT": "serve.after_charge", "PYTHONPATH": str(ROOT)}
     server = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--config", str(toml), "--quiet"],
                               env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

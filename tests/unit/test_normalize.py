@@ -42,21 +42,22 @@ def _rules_hit(a: Record, b: Record) -> set[str]:
 DOB = PartialDate(1931, 2, 1)
 
 
+SKELETONS = {"skeleton-dob", "skeleton-drop-one-dob", "skeleton-year"}
+
+
 @pytest.mark.parametrize(("b", "rules"), [
-    (Record("b", "Ельцин Борис", DOB, reference="r"), {"skeleton-dob", "skeleton-drop-one-dob",
-                                                      "skeleton-year"}),           # script
-    (Record("b", "Jelzin Boris", DOB, reference="r"), {"skeleton-dob", "skeleton-drop-one-dob", "skeleton-year"}),
-    (Record("b", "Yeltsin Boris", DOB, reference="r"), {"tokens-dob", "skeleton-dob", "skeleton-drop-one-dob",
-                                                       "skeleton-year"}),           # order
-    (Record("b", "Boris Yeltsn", DOB, reference="r"), {"skeleton-dob", "skeleton-drop-one-dob",
-                                                      "skeleton-year"}),            # vowel typo
-    (Record("b", "Boris Yeltxin", DOB, reference="r"), {"skeleton-drop-one-dob"}),  # consonant typo
-    (Record("b", "B. Yeltsin", DOB, reference="r"), {"skeleton-drop-one-dob"}),     # initial
-    (Record("b", "Boris Yeltsin", PartialDate(1931), reference="r"), {"skeleton-year"}),  # partial date
-    (Record("b", "Boris Yeltsin", PartialDate(1931, 1, 2), reference="r"), {"skeleton-year"}),  # day/month swap
+    (Record("b", "Ельцин Борис", DOB, reference="r"), {"code-dob", *SKELETONS}),                 # script
+    (Record("b", "Jelzin Boris", DOB, reference="r"), {"code-dob", *SKELETONS}),                 # scheme
+    (Record("b", "Yeltsin Boris", DOB, reference="r"), {"name-dob", "code-dob", *SKELETONS}),    # order
+    (Record("b", "Boris Yeltsn", DOB, reference="r"), {"code-dob", *SKELETONS}),                 # vowel typo
+    (Record("b", "Boris Yeltxin", DOB, reference="r"), {"skeleton-drop-one-dob"}),               # consonant typo
+    (Record("b", "B. Yeltsin", DOB, reference="r"), {"skeleton-drop-one-dob"}),                  # initial
+    (Record("b", "Boris Yeltsin", PartialDate(1931), reference="r"), {"skeleton-year"}),         # partial date
+    (Record("b", "Boris Yeltsin", PartialDate(1931, 1, 2), reference="r"),
+     {"name-dob", "code-dob", *SKELETONS}),                                                       # day/month swap
     (Record("b", "Ivan Petrov", DOB, reference="r", aliases=("Boris Yeltsin",)),
-     {"tokens-dob", "skeleton-dob", "skeleton-drop-one-dob", "skeleton-year"}),     # alias
-    (Record("b", "Boris Yeltsin", PartialDate(1932, 2, 1), reference="r"), set()),  # another person
+     {"name-dob", "code-dob", *SKELETONS}),                                                       # alias
+    (Record("b", "Boris Yeltsin", PartialDate(1932, 2, 1), reference="r"), set()),               # another person
 ])
 def test_standard_profile_rules(b: Record, rules: set[str]) -> None:
     a = Record("a", "Boris Yeltsin", DOB, reference="r")

@@ -48,7 +48,7 @@ def test_unicode_names_survive_both_formats() -> None:
     (["id,name,reference\n", "1,Ann,R,extra\n"], "csv", "line 2"),
     (["id,name,reference\n", "1,,R\n"], "csv", "line 2, field 'name'"),
     (['{"id": "1", "name": "Ann", "reference": "R"}\n', "{not json\n"], "jsonl", "line 2: invalid JSON"),
-    (['{"id": "1", "name": "Ann", "nationality": "Germany", "reference": "R"}\n'], "jsonl",
+    (['{"id": "1", "name": "Ann", "nationality": "Narnia", "reference": "R"}\n'], "jsonl",
      "line 1, field 'nationality'"),
     (['{"id": "1", "name": "Ann", "documents": [{"type": "P"}], "reference": "R"}\n'], "jsonl",
      "line 1, field 'documents'"),
@@ -58,7 +58,7 @@ def test_unicode_names_survive_both_formats() -> None:
 ])
 def test_bad_rows_name_line_and_field(lines: list[str], fmt: str, message: str) -> None:
     with pytest.raises(RecordError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        parse_records(lines, fmt, require_reference=True)
+        parse_records(lines, fmt, require_reference=True, strict=True)
 
 
 def test_schema_file_names_exactly_the_accepted_fields() -> None:

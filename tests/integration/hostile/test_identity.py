@@ -5,13 +5,14 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from agency.config import load_config, render_config
+from agency.config import TlsConfig, load_config, render_config
 from cli.main import main
 from client.api import MatchClient
 from client.tag_cache import CachedTags, TagCache
@@ -63,12 +64,16 @@ def test_the_client_refuses_a_node_that_is_not_the_partner_it_meant(hostile: Hos
 
 @pytest.fixture
 def impostor(tmp_path: Path, hostile_pki: Path) -> Iterator[LiveNode]:
-    """A node of agency `eager` whose config claims to be agency-b (its certificate says eager)."""
+    """A node of agency `eager` whose config claims to be agency-b (its certificate says eager).
+
+    load_config refuses such a config, so the impostor swaps the certificate in after it: code it runs itself.
+    """
     path = tmp_path / "impostor.toml"
-    path.write_text(render_config("agency-b", "127.0.0.1:0", str(tmp_path / "impostor"), str(hostile_pki / "ca.pem"),
-                                  str(hostile_pki / "eager.pem"), str(hostile_pki / "eager.key"),
-                                  partners=("agency-a",), profile="exact/1"))
-    config = load_config(path)
+    path.write_text(render_config("agency-b", "127.0.0.1:50051", str(tmp_path / "impostor"),
+                                  str(hostile_pki / "ca.pem"), str(hostile_pki / "agency-b.pem"),
+                                  str(hostile_pki / "agency-b.key"), partners=("agency-a",), profile="exact/1"))
+    config = replace(load_config(path), tls=TlsConfig(hostile_pki / "ca.pem", hostile_pki / "eager.pem",
+                                                      hostile_pki / "eager.key"))
     import_records(config, LISTS.b, "test-operator")
     node = open_node(config)
     server, port = create_server(node, "127.0.0.1:0", max_workers=4)
@@ -95,7 +100,7 @@ def test_psi_match_checks_the_partner_named_on_the_command_line(hostile: Hostile
     records.write_text(format_csv(LISTS.a), encoding="utf-8")
     common = ["match", "--server", hostile.live.target, "--input", str(records), "--out", str(tmp_path / "hits.csv"),
               "--config", str(tmp_path / "agency-a.toml"), "--purpose", "p", "--case", "c", "--quiet"]
-    assert main([*common, "--partner", "intruder"]) == 2
+    assert main([*common, "--partner", "intruder"]) == 9  # identity (cli.exit_codes)
     assert "not for 'intruder'" in " ".join(capsys.readouterr().err.split())  # rich wraps lines
     assert main(common) == 0  # the config's one partner, agency-b, is the node's certificate
     lines = [json.loads(line) for line in config.audit_log_path.read_text().splitlines()]

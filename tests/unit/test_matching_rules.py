@@ -1,0 +1,73 @@
+"""standard/2: pairs of different people that must not meet at medium, and cross-script pairs that must."""
+
+from __future__ import annotations
+
+import pytest
+
+from psi.profiles import STANDARD_PROFILE, Strength
+from psi.records import PartialDate, Record
+
+DOB = PartialDate(1985, 3, 7)
+MEDIUM = {r.rule_id for r in STANDARD_PROFILE.rules if r.strength is not Strength.WEAK}
+
+
+def _medium_rules(a_name: str, b_name: str) -> set[str]:
+    a, b = Record("a", a_name, DOB), Record("b", b_name, DOB)
+    keys = {k.value: k.rule_id for k in STANDARD_PROFILE.match_keys(a)}
+    return {keys[k.value] for k in STANDARD_PROFILE.match_keys(b) if k.value in keys} & MEDIUM
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Hassan Ali Omar", "Hussein Ali Omar"),        # vowels that mark another name
+    ("Aleksandr Ivanov", "Aleksandra Ivanova"),     # male and female forms
+    ("Jan Kowalski", "Jana Kowalska"),
+    ("Alexander Allen", "Alexandria Allen"),
+    ("Omar Said", "Amir Said"),
+    ("Ana Li", "Ian Li"),                          # short names keep their letters
+    ("Lan Wang", "Lin Wang"),
+    ("Ping Fan", "Peng Fan"),
+    ("Xiang Liu", "Xiong Liu"),
+    ("Gerasim Zaytsev", "Gerasim Kazakov"),         # ts/z stay apart from k
+    ("Gerasim Veselov", "Gerasim Vasilev"),
+    ("Seoyeon Hong", "Seojun Hong"),
+    ("Jeongsu Hong", "Yeongsu Hong"),
+    ("Ali Hassan Omar", "Omar Hassan Ali"),         # another order that is not a rotation
+    ("Wang Xiaoming", "Wang Mingxiao"),
+])
+def test_different_people_do_not_meet_at_medium(a: str, b: str) -> None:
+    assert _medium_rules(a, b) == set()
+
+
+@pytest.mark.parametrize(("a", "b"), [
+    ("Abd al-Rahman al-Masri", "Abdulrahman Almasri"),    # Abd compounds, article apart / attached
+    ("Abdel Aziz Hassan", "Abd-ul-Aziz Hassan"),
+    ("Abdurrahman Hassan", "Abd al-Rahman Hassan"),
+    ("Nur ad-Din Zangi", "Nureddin Zangi"),
+    ("王小明", "Wang Xiaoming"),                          # Chinese characters and pinyin, one word or two
+    ("王小明", "Xiao Ming WANG"),
+    ("김민준", "Gim Min-jun"),                             # Hangul, another family-name romanisation
+    ("김민준", "Kim Minjun"),
+    ("이순신", "Yi Sun-sin"),
+    ("Park Ji Seong", "Bak Jiseong"),
+    ("Yosef Cohen", "Iosif Cohen"),                        # Hebrew and Greek initial consonants
+    ("Josef Cohen", "Yosef Cohen"),
+    ("Γιώργος Παπαδόπουλος", "Yorgos Papadopoulos"),
+    ("Dr John Smith", "John Smith"),                       # a title on one side
+    ("Ben Cohen", "COHEN Ben"),                            # a particle that is a given name
+    ("Wang Bin", "Bin Wang"),
+    ("Boris Yeltsin", "Ельцин Борис"),
+    ("Mohammed Hussein", "Muhammad Husain"),
+    ("Omar Hassan", "Umar Hasan"),
+])
+def test_cross_script_pairs_meet_at_medium(a: str, b: str) -> None:
+    assert _medium_rules(a, b)
+
+
+def test_a_short_name_yields_no_medium_code_key() -> None:
+    keys = STANDARD_PROFILE.match_keys(Record("a", "Li Na", DOB))
+    assert "code-dob" not in {k.rule_id for k in keys}
+
+
+def test_the_default_profile_stays_within_ten_keys_for_a_three_word_name() -> None:
+    record = Record("a", "Boris Nikolayevich Yeltsin", DOB)
+    assert len(STANDARD_PROFILE.match_keys(record)) <= 10
