@@ -75,6 +75,7 @@ def create_server(node: Node, address: str | None = None, max_workers: int = 32,
 
     node.on_serving = report
     report(node.serving)
+    node.watch_health(report)  # also NOT_SERVING while a rotation runs or the audit log refuses entries
     reflection.enable_server_reflection(
         (SERVICE_NAME, witness_pb2.DESCRIPTOR.services_by_name["Witness"].full_name,
          health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),

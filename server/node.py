@@ -14,12 +14,12 @@ from agency.config import NodeConfig
 from agency.file_lock import locked
 from agency.keys import ServerKey
 from psi import oprf, tags
-from psi.errors import ConfigurationError
+from psi.errors import AuditError, ConfigurationError
 from psi.messages import Mode, Parameters
 from psi.tagset import TagSnapshot, build_snapshot
 from server import audit_events as events
 from server.followups import FollowUpDesk
-from server.key_lifecycle import ensure_key, open_key
+from server.key_lifecycle import ensure_key, open_key, pending_path
 from server.policy import Policy
 from server.store import Progress, Store
 
@@ -55,6 +55,7 @@ class Node:
         self.on_serving = on_serving  # the health service's hook (server.app)
         self._lock = threading.Lock()  # the key
         self._snapshot_lock = threading.Lock()  # the snapshot, held while one is rebuilt
+        self._closed = threading.Event()
         self._key_stamp: tuple[int, int, int] = (-1, -1, -1)
         self._key: ServerKey | None = None
         self._refusal = ""  # why the node does not serve, once it stopped
@@ -139,8 +140,29 @@ class Node:
     def snapshot(self) -> TagSnapshot:
         return self.current()[1]
 
+    def problem(self) -> str:
+        """Why the node cannot serve right now, or "" when it can (what the health service reports)."""
+        if self._refusal:
+            return self._refusal
+        if pending_path(self.config.key_path).exists():
+            return "a key rotation is in progress"
+        try:
+            self.audit.open_intents()  # catches up with, and checks, what any process appended
+        except AuditError as exc:
+            return str(exc)
+        return ""
+
+    def watch_health(self, report: Callable[[bool], None], every: float = 1.0) -> None:
+        """Report whether the node can serve every `every` seconds, until it is closed."""
+        def run() -> None:
+            while not self._closed.wait(every):
+                report(not self.problem())
+
+        threading.Thread(target=run, daemon=True, name="health-watch").start()
+
     def close(self) -> None:
-        """Sign the audit log's head and close the store."""
+        """Stop the health watch, sign the audit log's head and close the store."""
+        self._closed.set()
         self.audit.close()
         self.store.close()
 

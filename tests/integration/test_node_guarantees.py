@@ -216,3 +216,25 @@ def test_a_full_disk_is_unavailable_to_partners_and_an_operator_error(
     err = capsys.readouterr().err
     assert "database or disk is full" in err and "free disk space" in err and "Traceback" not in err
     assert live.node.store.record_count() == before
+
+
+def _health_becomes(live: LiveNode, pki_dir: Path, status: int) -> bool:
+    deadline = time.monotonic() + 10
+    while _health(live, pki_dir) != status and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return _health(live, pki_dir) == status
+
+
+def test_health_is_not_serving_while_a_rotation_runs_or_the_audit_log_refuses(live: LiveNode,
+                                                                            pki_dir: Path) -> None:
+    pending = live.config.key_path.with_name(live.config.key_path.name + ".new")
+    pending.write_text("{}")  # what `psi keys rotate` holds while it computes the next epoch
+    assert _health_becomes(live, pki_dir, health_pb2.HealthCheckResponse.NOT_SERVING)
+    pending.unlink()
+    assert _health_becomes(live, pki_dir, health_pb2.HealthCheckResponse.SERVING)
+    log = live.config.audit_log_path
+    intact = log.read_bytes()
+    log.write_bytes(intact + b'{"kind": "entry", "seq": 999}\n')  # a forged line: writers refuse the log
+    assert _health_becomes(live, pki_dir, health_pb2.HealthCheckResponse.NOT_SERVING)
+    log.write_bytes(intact)  # restored from the backup, as the refusal tells the operator
+    assert _health_becomes(live, pki_dir, health_pb2.HealthCheckResponse.SERVING)
