@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from demo.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from tests.conftest import LiveNode, tls_for
+from tests.integration import raw_calls
 
 LISTS = make_lists(200, 150, 40, seed=31)
 REFS = {r.record_id: r.reference for r in LISTS.b}
@@ -62,12 +62,8 @@ class Env:
         return grpc.secure_channel(self.live.target, creds)
 
     def start(self, total: int = 1, **changes: object) -> pb.EvaluateRequest:
-        profile = self.live.config.profile
-        fields = {"list_id": "wanted-persons", "mode": pb.MODE_INTERSECTION, "key_epoch": 1,
-                  "profile_id": profile.profile_id, "profile_hash": profile.definition_hash,
-                  "total_elements": total, "purpose": "adversarial test", "case_reference": "ADV-1",
-                  "request_id": uuid.uuid4().hex} | changes
-        return pb.EvaluateRequest(start=pb.SessionStart(**fields))  # type: ignore[arg-type]
+        return raw_calls.start(self.live.config.profile, total, **{"purpose": "adversarial test",
+                                                                   "case_reference": "ADV-1", **changes})
 
     def state(self) -> tuple[int, int, dict[str, int]]:
         store = self.live.node.store
@@ -79,7 +75,7 @@ def batch(index: int, elements: bytes) -> pb.EvaluateRequest:
     return pb.EvaluateRequest(batch=pb.BlindedBatch(index=index, elements=elements))
 
 
-FINISH = pb.EvaluateRequest(finish=pb.Finish())
+FINISH = raw_calls.FINISH
 
 
 def evaluate(env: Env, requests: list[pb.EvaluateRequest], who: str = "agency-a",

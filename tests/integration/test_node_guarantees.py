@@ -5,16 +5,13 @@ Against a live node on 127.0.0.1 with mutual TLS.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import grpc
 import pytest
-import rbcl
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from agency.keys import ServerKey, create_key
@@ -25,6 +22,7 @@ from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from server.store import Store
 from tests.conftest import LiveNode, tls_for
+from tests.integration import raw_calls
 
 LISTS = make_lists(60, 40, 10, seed=41)
 AGREEMENTS = """
@@ -43,28 +41,16 @@ def _channel(live: LiveNode, pki: Path, who: str = "agency-a") -> grpc.Channel:
 
 
 def _start(live: LiveNode, total: int, **changes: object) -> pb.EvaluateRequest:
-    profile = live.config.profile
-    fields = {"list_id": "wanted-persons", "mode": pb.MODE_INTERSECTION, "key_epoch": 1,
-              "profile_id": profile.profile_id, "profile_hash": profile.definition_hash,
-              "total_elements": total, "purpose": "guarantee test", "case_reference": "G-1",
-              "request_id": uuid.uuid4().hex} | changes
-    return pb.EvaluateRequest(start=pb.SessionStart(**fields))  # type: ignore[arg-type]
+    return raw_calls.start(live.config.profile, total, **{"purpose": "guarantee test", "case_reference": "G-1",
+                                                          **changes})
 
 
-def _batch(index: int, count: int) -> pb.EvaluateRequest:
-    elements = b"".join(rbcl.crypto_core_ristretto255_random() for _ in range(count))
-    return pb.EvaluateRequest(batch=pb.BlindedBatch(index=index, elements=elements))
-
-
-def _refusal(call: Callable[[], object]) -> tuple[Code, str]:
-    with pytest.raises(grpc.RpcError) as failed:
-        call()
-    return failed.value.code(), failed.value.details() or ""
+_batch = raw_calls.random_batch
+_refusal = raw_calls.refusal
 
 
 def _audit_ops(live: LiveNode) -> list[dict[str, object]]:
-    lines = [json.loads(line) for line in live.config.audit_log_path.read_text().splitlines()]
-    return [line["body"] for line in lines if line["kind"] == "entry"]
+    return raw_calls.audit_bodies(live.config.audit_log_path)
 
 
 @pytest.fixture

@@ -6,15 +6,12 @@ injection, storage (docs/threat-model.md maps every threat to its tests).
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
 import pytest
-import rbcl
 
 from cli.pki import issue_certificate
 from client.api import ClientTls
@@ -22,6 +19,7 @@ from demo.synthetic import make_lists
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 from tests.conftest import LiveNode, tls_for
+from tests.integration import raw_calls
 
 LISTS = make_lists(80, 60, 15, seed=71)
 AGREEMENTS = """
@@ -36,7 +34,7 @@ modes = ["intersection"]
 rate_per_minute = 3
 """
 Code = grpc.StatusCode
-FINISH = pb.EvaluateRequest(finish=pb.Finish())
+FINISH = raw_calls.FINISH
 
 
 @pytest.fixture(scope="session")
@@ -60,27 +58,15 @@ class Hostile:
         return tls_for(self.pki, who)
 
     def start(self, total: int = 1, **changes: object) -> pb.EvaluateRequest:
-        profile = self.live.config.profile
-        fields = {"list_id": "wanted-persons", "mode": pb.MODE_INTERSECTION, "key_epoch": 1,
-                  "profile_id": profile.profile_id, "profile_hash": profile.definition_hash,
-                  "total_elements": total, "purpose": "hostile test", "case_reference": "H-1",
-                  "request_id": uuid.uuid4().hex} | changes
-        return pb.EvaluateRequest(start=pb.SessionStart(**fields))  # type: ignore[arg-type]
+        return raw_calls.start(self.live.config.profile, total, **{"purpose": "hostile test",
+                                                                   "case_reference": "H-1", **changes})
 
     def audit_bodies(self) -> list[dict[str, object]]:
-        lines = [json.loads(line) for line in self.live.config.audit_log_path.read_text().splitlines()]
-        return [line["body"] for line in lines if line["kind"] == "entry"]
+        return raw_calls.audit_bodies(self.live.config.audit_log_path)
 
 
-def batch(index: int, count: int = 1) -> pb.EvaluateRequest:
-    elements = b"".join(rbcl.crypto_core_ristretto255_random() for _ in range(count))
-    return pb.EvaluateRequest(batch=pb.BlindedBatch(index=index, elements=elements))
-
-
-def refusal(call: Callable[[], object]) -> tuple[Code, str]:
-    with pytest.raises(grpc.RpcError) as failed:
-        call()
-    return failed.value.code(), failed.value.details() or ""
+batch = raw_calls.random_batch
+refusal = raw_calls.refusal
 
 
 @pytest.fixture
