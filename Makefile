@@ -4,7 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test lint bench protos clean
+NATIVE_STAMP := $(VENV)/.native-stamp
+# The native core (native/) is optional: built into .venv when cargo is present, skipped otherwise.
+HAVE_CARGO := $(shell command -v cargo 2>/dev/null)
+
+.PHONY: demo test lint bench protos clean native
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -12,15 +16,30 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+$(NATIVE_STAMP): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
+	cd native && cargo test --release --locked --quiet
+	$(BIN)/python -m pip install --quiet ./native
+	touch $(NATIVE_STAMP)
+
+native: $(NATIVE_STAMP)
+
+demo: $(STAMP) $(if $(HAVE_CARGO),$(NATIVE_STAMP))
 	$(BIN)/python -m demo.run_demo
 
-test: $(STAMP)
+# The whole suite runs on the active backend (native when cargo built it). With the native core
+# built, the Python reference runs again on the core's tests, a match over gRPC and the process
+# pool's crash tests: the differential tests compare the two backends byte for byte.
+REFERENCE_TESTS := tests/unit tests/integration/test_grpc_match.py tests/integration/test_crash_consistency.py
+test: $(STAMP) $(if $(HAVE_CARGO),$(NATIVE_STAMP))
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q -p no:cacheprovider; rc=$$?; \
+	$(if $(HAVE_CARGO),cd native && cargo clippy --all-targets --locked --quiet -- -D warnings)
+	for run in "$(if $(HAVE_CARGO),native,python):" $(if $(HAVE_CARGO),"python:$(REFERENCE_TESTS)"); do \
+	  backend=$${run%%:*}; tests=$${run#*:}; echo "== PSI_BACKEND=$$backend $${tests:-(all tests)}"; \
+	  PSI_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider $$tests; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: that is a failure here"; exit 1; fi; \
-	  exit $$rc
+	  [ $$rc -eq 0 ] || exit $$rc; \
+	done
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -34,4 +53,4 @@ protos: $(STAMP)
 	$(BIN)/python protos/generate.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info demo/work
+	rm -rf $(VENV) build *.egg-info demo/work native/target

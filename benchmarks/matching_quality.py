@@ -27,6 +27,7 @@ sys.path.insert(1, str(Path(__file__).resolve().parent))
 import matplotlib
 import matplotlib.pyplot as plt
 from matching_heldout import evaluate as heldout
+from matching_heldout import join
 
 from psi.profiles import EXACT_PROFILE, STANDARD_PROFILE, Profile, Strength
 from psi.records import PartialDate, Record
@@ -217,15 +218,7 @@ def generate(pairs: int, seed: int) -> tuple[list[Record], list[Record], dict[st
 def evaluate(profile: Profile, a_side: list[Record], b_side: list[Record], truth: dict[str, str],
              kind_of: dict[str, str]) -> dict[str, object]:
     """Every A record against every B record, joined on equal keys."""
-    index: dict[bytes, list[str]] = defaultdict(list)
-    for record in a_side:
-        for key in profile.match_keys(record):
-            index[key.value].append(record.record_id)
-    hits: dict[tuple[str, str], set[str]] = defaultdict(set)
-    for record in b_side:
-        for key in profile.match_keys(record):
-            for a_id in index.get(key.value, ()):
-                hits[(a_id, record.record_id)].add(key.rule_id)
+    hits = join(profile, a_side, b_side)
     strong_medium = {r.rule_id for r in profile.rules if r.strength is not Strength.WEAK}
     found_by_kind: Counter[str] = Counter()
     total_by_kind = Counter(kind_of[b] for b in truth)

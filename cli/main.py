@@ -22,6 +22,7 @@ import sys
 import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from importlib import metadata
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
@@ -38,6 +39,7 @@ from cli.logs import configure_logging
 from cli.pki import init_pki
 from cli.record_files import read_records
 from client.api import ClientTls, MatchClient, ProgressCallback
+from psi import backend
 from psi.client_query import MatchResult
 from psi.errors import InputError, PsiError
 from psi.messages import Mode
@@ -275,6 +277,8 @@ def _add_keys_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="psi", description="Private matching of wanted-person lists.")
+    parser.add_argument("--version", action="version",
+                        version=f"%(prog)s {metadata.version('psi-match')}, group backend: {backend.active().name}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     pki = sub.add_parser("pki", help="development certificates").add_subparsers(dest="pki", required=True)

@@ -19,9 +19,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 
-import rbcl
-
-from psi import followup, group, oprf, tags
+from psi import backend, followup, group, oprf, tags
 from psi.errors import MalformedMessageError, OutOfOrderError, ParameterMismatchError
 from psi.executor import INLINE, Executor, map_stream
 from psi.messages import PROTOCOL_VERSION, BlindedBatch, EvaluatedBatch, Mode, Parameters, SessionStart
@@ -101,31 +99,38 @@ class _Query:
                             self._purpose, self._case_reference, self._operator, self.request_id)
 
 
-def blind_values(values: list[bytes]) -> tuple[list[bytes], bytes]:
-    """Blind one batch: (its blinds, its packed blinded elements). Runs in a worker."""
-    blinds, blinded = oprf.blind_many(values)
-    return blinds, b"".join(blinded)
+def blind_values(values: list[bytes]) -> tuple[bytes, bytes]:
+    """Blind one batch: (its packed blinds, its packed blinded elements). Runs in a worker."""
+    return backend.active().blind(values)
 
 
-def finalize_values(values: list[bytes], blinds: list[bytes], packed: bytes) -> list[tuple[bytes, bytes]]:
+def finalize_values(values: list[bytes], blinds: bytes, packed: bytes) -> list[tuple[bytes, bytes]]:
     """Unblind and finalize one batch (RFC 9497 Finalize): (tag material, label key) each. Runs in a worker."""
-    inverses = group.batch_invert_scalars(blinds)
-    return [tags.split_output(oprf.finalize_with_inverse(value, inverse, packed[j * _E:(j + 1) * _E]))
-            for j, (value, inverse) in enumerate(zip(values, inverses, strict=True))]
+    outputs = backend.active().finalize(values, blinds, packed)
+    h = oprf.OUTPUT_BYTES
+    return [tags.split_output(outputs[i:i + h]) for i in range(0, len(outputs), h)]
 
 
 def blind_groups(groups: list[list[bytes]], blind: bytes, size: int) -> list[bytes]:
     """Blind record groups with one scalar, each padded to `size` elements. Runs in a worker."""
+    active = backend.active()
+    values = [v for members in groups for v in members]
+    _, blinded = active.blind(values, blind * len(values))
     # Padding with random elements hides how many keys each record has.
-    return [b"".join([oprf.blind(v, blind)[1] for v in values]
-                     + [rbcl.crypto_core_ristretto255_random() for _ in range(size - len(values))])
-            for values in groups]
+    padding = active.random_elements(size * len(groups) - len(values))
+    out, start, pad = [], 0, 0
+    for members in groups:
+        missing = size - len(members)
+        out.append(blinded[start * _E:(start + len(members)) * _E] + padding[pad * _E:(pad + missing) * _E])
+        start, pad = start + len(members), pad + missing
+    return out
 
 
 def unblind_materials(inverse: bytes, packed: bytes) -> list[bytes]:
     """Cardinality tag material of each evaluated element, unblinded with 1/blind. Runs in a worker."""
-    return [tags.cardinality_material(group.scalar_mult_peer(inverse, packed[i:i + _E]))
-            for i in range(0, len(packed), _E)]
+    materials = backend.active().cardinality_materials(inverse, packed, tags.CARDINALITY_DOMAIN)
+    m = backend.MATERIAL_BYTES
+    return [materials[i:i + m] for i in range(0, len(materials), m)]
 
 
 class IntersectionQuery(_Query):
@@ -139,8 +144,8 @@ class IntersectionQuery(_Query):
         super().__init__(params, profile, records, purpose, case_reference, operator, request_id, executor)
         # At least ~8 batches, so blinding, the partner's evaluation and finalizing overlap.
         self._batch_size = min(params.limits.max_batch_size, max(256, -(-len(self.records) // 8)))
-        self._blinding: deque[Future[tuple[list[bytes], bytes]]] = deque()
-        self._pending: dict[int, list[bytes]] = {}
+        self._blinding: deque[Future[tuple[bytes, bytes]]] = deque()
+        self._pending: dict[int, bytes] = {}  # packed blinds of each batch sent
         self._finalizing: dict[int, Future[list[tuple[bytes, bytes]]]] = {}
         self._looked_up = 0  # batches looked up so far, in order
         self._found: dict[tuple[str, str, str], tuple[set[str], bytes]] = {}
@@ -182,9 +187,9 @@ class IntersectionQuery(_Query):
         blinds = self._pending.pop(msg.index, None)
         if blinds is None:
             raise OutOfOrderError(f"evaluation for batch {msg.index}, which is not outstanding")
-        if len(msg.elements) != len(blinds) * _E:
+        if len(msg.elements) != len(blinds):  # a blind and an element are both 32 bytes
             raise MalformedMessageError(
-                f"batch {msg.index}: expected {len(blinds)} evaluated elements, got {len(msg.elements)} bytes"
+                f"batch {msg.index}: expected {len(blinds) // _E} evaluated elements, got {len(msg.elements)} bytes"
             )
         self._finalizing[msg.index] = self._executor.submit(
             finalize_values, self._values(msg.index), blinds, msg.elements, size=self.total_elements)

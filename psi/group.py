@@ -50,7 +50,8 @@ def is_zero_scalar(scalar: bytes) -> bool:
     return int.from_bytes(scalar, "little") % ORDER == 0
 
 
-_NOT_CANONICAL = "element is not a canonical ristretto255 encoding"
+NOT_CANONICAL = "element is not a canonical ristretto255 encoding"
+IS_IDENTITY = "element is the identity"
 
 
 def _check_shape(encoded: bytes) -> None:
@@ -58,11 +59,11 @@ def _check_shape(encoded: bytes) -> None:
     if len(encoded) != ELEMENT_BYTES:
         raise MalformedMessageError(f"element must be {ELEMENT_BYTES} bytes, got {len(encoded)}")
     if encoded == IDENTITY:
-        raise MalformedMessageError("element is the identity")
+        raise MalformedMessageError(IS_IDENTITY)
     # RFC 9496 4.3.1: s >= p is not canonical. libsodium ignores bit 255, so an encoding with it
     # set would decode like the one without: check it here.
     if encoded[31] & 0x80:
-        raise MalformedMessageError(_NOT_CANONICAL)
+        raise MalformedMessageError(NOT_CANONICAL)
 
 
 def check_element(encoded: bytes) -> None:
@@ -72,7 +73,7 @@ def check_element(encoded: bytes) -> None:
     """
     _check_shape(encoded)
     if not _is_valid(encoded):
-        raise MalformedMessageError(_NOT_CANONICAL)
+        raise MalformedMessageError(NOT_CANONICAL)
 
 
 def scalar_mult_peer(scalar: bytes, encoded: bytes) -> bytes:
@@ -86,7 +87,7 @@ def scalar_mult_peer(scalar: bytes, encoded: bytes) -> bytes:
     try:
         return bytes(_mult(scalar, encoded))
     except RuntimeError:
-        raise MalformedMessageError(_NOT_CANONICAL) from None
+        raise MalformedMessageError(NOT_CANONICAL) from None
 
 
 def scalar_mult(scalar: bytes, element: bytes) -> bytes:

@@ -22,8 +22,14 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from importlib.metadata import version
 
 from anyascii import anyascii
+
+# The versions that shape keys, folded into the profile hash (docs/matching.md, "Profile hash"):
+# Unicode's tables (NFKC, case folding, white space, alphanumerics) come with CPython.
+UNICODE_VERSION = unicodedata.unidata_version
+ANYASCII_VERSION = version("anyascii")
 
 TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "herr", "frau", "mme", "mlle"})
 SUFFIXES = frozenset({"jr", "sr"})
@@ -34,8 +40,9 @@ PARTICLES = frozenset({
     "bin", "bn", "ibn", "bint", "ben", "abu", "ould", "ter", "zu", "y", "ap",
 })
 ARTICLES = frozenset({"al", "el", "ul", "ar", "as", "ad", "an", "at", "az", "ash", "ur", "us", "ed", "ud"})
-_ABD = frozenset({"abd", "abdul", "abdel", "abdal", "abdol", "abdoul", "abdur", "abdus", "abdil", "bd"})
-_COMPOUND_TAILS = frozenset({"din", "deen", "dine", "allah", "ullah", "ulla", "alla"})
+ARABIC_ARTICLES = frozenset({"al", "el"})  # dropped on their own; the other ARTICLES only inside compounds
+ABD_WORDS = frozenset({"abd", "abdul", "abdel", "abdal", "abdol", "abdoul", "abdur", "abdus", "abdil", "bd"})
+COMPOUND_TAILS = frozenset({"din", "deen", "dine", "allah", "ullah", "ulla", "alla"})
 # Korean family names: variant romanisation -> one form (first or last word only).
 KOREAN_FAMILY = {
     "gim": "kim", "ghim": "kim", "yi": "lee", "rhee": "lee", "rhie": "lee", "ri": "lee", "i": "lee", "lee": "lee",
@@ -46,6 +53,9 @@ KOREAN_FAMILY = {
     "paik": "baek", "baeg": "baek", "huh": "heo", "hur": "heo", "roh": "noh", "no": "noh", "suh": "seo",
     "shin": "shin", "sin": "shin", "oh": "oh", "o": "oh", "im": "lim", "rim": "lim", "go": "ko", "koh": "ko",
 }
+# A name with a character in this range (CJK radicals to Hangul syllables) splits its transliteration
+# at every capital: anyascii writes these syllables capitalised and joined ("WangXiaoMing", "ISunSin").
+CJK_FIRST, CJK_LAST = "\u2e80", "\ud7af"
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
 _CAMEL_CJK = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # ISunSin: one-letter syllables
 _MARKS = re.compile(r"['`\u02bc\u02bb\u2019]")  # apostrophes and the ayn/hamza marks of transliterations
@@ -55,22 +65,28 @@ _ATTACHED_ARTICLE = re.compile(r"^(?:al|el)(?=[b-df-hj-np-tv-z][aeiouy][a-z]{2,}
 _DIN_TAIL = re.compile(r"(?<=[a-z]{3})(?:[aeiou]?[dl]?|[aeiou]?d)?d(?:i|ee)ne?$")
 _LAH_TAIL = re.compile(r"(?<=[a-z]{3})[aeiou]?l?lah?$")
 # Order matters: longer spellings first. Each maps a family of transliterations to one letter.
-_SKELETON_RULES = (
+SKELETON_RULES = (
     ("tsch", "c"), ("sch", "s"), ("tch", "c"), ("dzh", "j"), ("zh", "j"), ("ch", "c"), ("sh", "s"),
     ("kh", "h"), ("ph", "f"), ("th", "t"), ("ts", "c"), ("tz", "c"), ("ck", "k"), ("dj", "j"), ("gh", "g"),
     ("ks", "x"), ("q", "k"), ("z", "c"), ("w", "v"), ("j", ""),
 )
 _VOWELS = re.compile(r"[aeiouy]")
+_ABJAD_LONG_VOWELS = re.compile(r"[wvy]")  # in a word without a, e, i, o, u these letters write long vowels
+_SIBILANTS = re.compile(r"tz|ts(?!ch)|z")
+_H_NOT_BEFORE_VOWEL = re.compile(r"h(?![aeiouy])")
+_SILENT_E = re.compile(r"(?<=[^aeiou])e$")
+_GLIDE_BEFORE_VOWEL = re.compile(r"[yj](?=[aeiou])")
+_FEMININE = re.compile(r"ah?$")
 _GLIDE = re.compile(r"^(?:y|j(?!eo|eu|ae)|i|g[ie])(?=[aeiou])")  # not Korean jeo/jeu/jae
 
 
 def fold(text: str) -> str:
-    """NFKC, Latin transliteration, case folding; diacritics and apostrophes gone."""
+    """NFKC, then transliteration to ASCII (anyascii): diacritics gone, case kept."""
     return anyascii(unicodedata.normalize("NFKC", text))
 
 
 def _words(text: str) -> list[str]:
-    camel = _CAMEL_CJK if any("\u2e80" <= ch <= "\ud7af" for ch in text) else _CAMEL
+    camel = _CAMEL_CJK if any(CJK_FIRST <= ch <= CJK_LAST for ch in text) else _CAMEL
     latin = camel.sub(" ", _MARKS.sub("", fold(text)))
     return [w for w in _NON_ALNUM.split(latin.lower()) if w]
 
@@ -81,16 +97,16 @@ def _compounds(words: list[str]) -> list[str]:
     i = 0
     while i < len(words):
         word = words[i]
-        if word in _ABD and i + 1 < len(words):
+        if word in ABD_WORDS and i + 1 < len(words):
             j = i + 1
             while j < len(words) - 1 and words[j] in ARTICLES:
                 j += 1
             word, i = "abd" + words[j], j
-        elif word in _COMPOUND_TAILS and out:
+        elif word in COMPOUND_TAILS and out:
             out[-1] += "din" if word.startswith("d") else "lah"
             i += 1
             continue
-        elif word in ARTICLES and i + 1 < len(words) and words[i + 1] in _COMPOUND_TAILS and out:
+        elif word in ARTICLES and i + 1 < len(words) and words[i + 1] in COMPOUND_TAILS and out:
             i += 1
             continue
         if len(words) > 1:  # an article written attached (Almasri, Elsayed), wherever the word stands
@@ -111,8 +127,8 @@ def _strip_particles(words: list[str]) -> list[str]:
     for i, word in enumerate(words):
         chain_start = i == 0 and n > 2 and words[1] in PARTICLES
         between = 0 < i < n - 1
-        if word in ARTICLES and i < n - 1 and len(kept) + (n - i - 1) >= 1 and word in {"al", "el"}:
-            continue  # the Arabic article, written apart
+        if word in ARABIC_ARTICLES and i < n - 1:
+            continue  # the Arabic article, written apart, before another word
         if word in PARTICLES and (between or chain_start):
             continue
         kept.append(word)
@@ -149,15 +165,15 @@ def joined_rotation(tokens: list[str]) -> str:
 
 def _consonants(token: str, *, keep_h: bool) -> str:
     text = token
-    if not re.search(r"[aeiou]", text):  # an abjad transliteration: w, v and y stand for long vowels
-        text = text[:1] + re.sub(r"[wvy]", "", text[1:])
+    if not has_vowels(text):  # an abjad transliteration: w, v and y stand for long vowels
+        text = text[:1] + _ABJAD_LONG_VOWELS.sub("", text[1:])
     if keep_h:  # the code keeps ts/tz/z (Zaytsev) apart from k (Kazakov)
-        text = re.sub(r"tz|ts(?!ch)|z", "Z", text)
-    for spelling, letter in _SKELETON_RULES:
+        text = _SIBILANTS.sub("Z", text)
+    for spelling, letter in SKELETON_RULES:
         text = text.replace(spelling, letter)
     text = text.replace("c", "k").replace("Z", "z")
     # With keep_h, h is kept before a vowel (Hassan, Mohammed) and dropped elsewhere (Ahmed/Ahmad, Sarah).
-    text = re.sub(r"h(?![aeiouy])", "", text) if keep_h else text.replace("h", "")
+    text = _H_NOT_BEFORE_VOWEL.sub("", text) if keep_h else text.replace("h", "")
     consonants = _VOWELS.sub("", text) if len(text) > 1 else text
     out: list[str] = []
     for ch in consonants or text[:1]:
@@ -172,7 +188,7 @@ def skeleton(token: str) -> str:
 
 
 def _short(token: str) -> str:
-    """A short word keeps its letters, with the vowels in three classes (Omar/Umar; Lan/Lin differ)."""
+    """A short word keeps its letters, w read as v, y as i, o as u (Omar/Umar; Lan/Lin differ)."""
     letters = token.translate(str.maketrans("wyo", "viu"))
     return "".join(ch for i, ch in enumerate(letters) if i == 0 or letters[i - 1] != ch)
 
@@ -182,7 +198,7 @@ def name_code(token: str) -> str:
 
     Initial glides are dropped (Yeltsin/Eltsine/Jelzin, Yosef/Josef/Iosif, Giorgos/Yorgos), b and v
     are one letter (Greek, Hebrew), h is kept before a vowel; the key adds whether the word starts
-    with a vowel, the class of the first vowel (a; e/i/y; o/u: Hassan vs Hussein, Omar vs Amir,
+    with a vowel, the sequence of vowel classes (o/u against a/e/i: Hassan vs Hussein, Omar vs Amir,
     Veselov vs Vasilev) and a feminine `a` ending (Aleksandr vs Aleksandra, Kowalski vs Kowalska).
     A word of at most four letters or fewer than two consonants keeps its letters (`_short`), so
     short names (Ana, Ali, Lan, Lin) never collapse to one or two consonants.
@@ -193,11 +209,11 @@ def name_code(token: str) -> str:
     core = _consonants(body, keep_h=True).replace("b", "v")
     if len(core) < 2 or len(token) <= 4:
         return _short(token)
-    vowels = re.sub(r"[yj](?=[aeiou])", "", re.sub(r"(?<=[^aeiou])e$", "", body))  # no silent final e
+    vowels = _GLIDE_BEFORE_VOWEL.sub("", _SILENT_E.sub("", body))  # no silent final e
     classes = "".join("u" if ch in "ou" else "a" for ch in re.findall(r"[aeiou]", vowels))
     klass = re.sub(r"(.)\1+", r"\1", classes)
     initial = "^" if body[:1] in "aeiouy" else ""
-    feminine = "~a" if re.search(r"ah?$", token) else ""
+    feminine = "~a" if _FEMININE.search(token) else ""
     return f"{initial}{klass}:{core}{feminine}"
 
 

@@ -8,7 +8,6 @@ passes an explicit blind (the vector-replay path).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
 
 from psi import group
 from psi.errors import CryptoError, InputError
@@ -19,6 +18,8 @@ MODE_OPRF = 0x00
 CONTEXT_STRING = b"OPRFV1-" + bytes([MODE_OPRF]) + b"-" + SUITE_ID.encode()
 OUTPUT_BYTES = 64  # Nh for SHA-512
 MAX_INPUT_BYTES = 65535  # inputs are length-prefixed with two bytes
+INPUT_TOO_LONG = f"OPRF input longer than {MAX_INPUT_BYTES} bytes"
+INPUT_IS_IDENTITY = "input hashes to the identity element"
 
 _DST_HASH_TO_GROUP = b"HashToGroup-" + CONTEXT_STRING
 _DST_HASH_TO_SCALAR = b"HashToScalar-" + CONTEXT_STRING
@@ -27,7 +28,7 @@ _DST_DERIVE_KEY_PAIR = b"DeriveKeyPair" + CONTEXT_STRING
 
 def _check_input(data: bytes) -> None:
     if len(data) > MAX_INPUT_BYTES:
-        raise InputError(f"OPRF input longer than {MAX_INPUT_BYTES} bytes")
+        raise InputError(INPUT_TOO_LONG)
 
 
 def hash_to_group(data: bytes) -> bytes:
@@ -64,7 +65,7 @@ def input_element(data: bytes) -> bytes:
     _check_input(data)
     element = hash_to_group(data)
     if element == group.IDENTITY:
-        raise InputError("input hashes to the identity element")
+        raise InputError(INPUT_IS_IDENTITY)
     return element
 
 
@@ -81,6 +82,7 @@ def blind_evaluate(sk: bytes, blinded_element: bytes) -> bytes:
 
 def finalize_hash(data: bytes, unblinded_element: bytes) -> bytes:
     """The hash that ends Finalize and Evaluate (Section 3.3.1)."""
+    _check_input(data)
     return hashlib.sha512(
         len(data).to_bytes(2, "big")
         + data
@@ -104,13 +106,3 @@ def evaluate(sk: bytes, data: bytes) -> bytes:
     """Evaluate (Section 3.3.1): the server's direct PRF evaluation of its own input."""
     return finalize_hash(data, group.scalar_mult(sk, input_element(data)))
 
-
-def blind_many(inputs: Sequence[bytes]) -> tuple[list[bytes], list[bytes]]:
-    """Blind each input with its own fresh blind; returns (blinds, blinded elements)."""
-    blinds: list[bytes] = []
-    blinded: list[bytes] = []
-    for data in inputs:
-        r, b = blind(data)
-        blinds.append(r)
-        blinded.append(b)
-    return blinds, blinded

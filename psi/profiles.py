@@ -12,11 +12,14 @@ import hashlib
 import json
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import cached_property
 from typing import Protocol
 
 from psi.normalize import (
+    ANYASCII_VERSION,
+    UNICODE_VERSION,
     consonant_count,
     has_vowels,
     joined_rotation,
@@ -25,7 +28,7 @@ from psi.normalize import (
     name_tokens,
     skeleton,
 )
-from psi.records import Record
+from psi.records import IdentityDocument, PartialDate, Record
 
 _KEY_DOMAIN = b"psi-match-key-v1"
 
@@ -109,10 +112,16 @@ def encode_key(rule_id: str, parts: Sequence[str]) -> bytes:
 
 @dataclass(frozen=True)
 class Profile:
-    """A named, versioned list of rules both nodes must share."""
+    """A named, versioned list of rules both nodes must share.
+
+    `versions` names the tables outside this code that shape its keys (Unicode, the transliteration
+    table); with the keys of GOLDEN_RECORDS they enter the profile hash, so nodes whose normalisation
+    differs refuse each other instead of silently missing hits.
+    """
 
     profile_id: str
     rules: tuple[Rule, ...]
+    versions: tuple[tuple[str, str], ...] = field(default=())
 
     def match_keys(self, record: Record) -> list[MatchKey]:
         """Every distinct key the record yields, in rule order."""
@@ -132,10 +141,20 @@ class Profile:
                 return rule
         raise KeyError(rule_id)
 
-    @property
-    def definition_hash(self) -> bytes:
-        """SHA-256 over the canonical JSON of the profile's definition."""
-        canonical = json.dumps(
+    @cached_property
+    def golden_digest(self) -> bytes:
+        """SHA-256 over the keys of GOLDEN_RECORDS: per record, I2OSP(count, 2) and each lp(key), sorted."""
+        digest = hashlib.sha256()
+        for record in GOLDEN_RECORDS:
+            keys = sorted(k.value for k in self.match_keys(record))
+            digest.update(len(keys).to_bytes(2, "big"))
+            for key in keys:
+                digest.update(len(key).to_bytes(2, "big") + key)
+        return digest.digest()
+
+    def definition_json(self) -> str:
+        """The canonical JSON the profile hash is taken over (docs/protocol.md section 2)."""
+        return json.dumps(
             {
                 "profile": self.profile_id,
                 "key_domain": _KEY_DOMAIN.decode(),
@@ -143,11 +162,17 @@ class Profile:
                     {"id": r.rule_id, "strength": r.strength.value, "definition": r.definition}
                     for r in self.rules
                 ],
+                "versions": dict(self.versions),
+                "golden": self.golden_digest.hex(),
             },
             sort_keys=True,
             separators=(",", ":"),
         )
-        return hashlib.sha256(canonical.encode()).digest()
+
+    @cached_property
+    def definition_hash(self) -> bytes:
+        """SHA-256 over the canonical JSON of the profile's definition, versions and golden keys."""
+        return hashlib.sha256(self.definition_json().encode()).digest()
 
 
 def _names(record: Record) -> list[list[str]]:
@@ -258,7 +283,48 @@ class SkeletonBirthYear:
         return sorted({(" ".join(sorted(map(skeleton, t))), year) for t in _names(record)})
 
 
-EXACT_PROFILE = Profile("exact/1", (DocumentNumber(), ExactNameBirthDate()))
+def _golden(record_id: str, name: str, birth_date: str | None = None, *, aliases: tuple[str, ...] = (),
+            given_name: str = "", family_name: str = "",
+            documents: tuple[tuple[str, str, str], ...] = ()) -> Record:
+    return Record(record_id, name, PartialDate.parse(birth_date) if birth_date else None,
+                  documents=tuple(IdentityDocument(*d) for d in documents), aliases=aliases,
+                  given_name=given_name, family_name=family_name)
+
+
+# The golden records of the profile hash: every script and normalisation step the profiles handle,
+# as records after import (fullwidth letters written as escapes). Changing one changes every
+# profile's hash (docs/matching.md lists them).
+GOLDEN_RECORDS: tuple[Record, ...] = (
+    _golden("latin", "Dr. José-María  O'Connor García", "1980-03-15",
+            documents=(("Passport", "C01-X00 T47", "DEU"),)),
+    _golden("particles", "Ursula von der Leyen", "1958-10-08", aliases=("Le Van Thanh", "Ben Cohen")),
+    _golden("case-folding", "STRAẞE Weiß İNAN ΟΔΥΣΣΕΥΣ ǅemal", "1970-12-01"),
+    _golden("compatibility", "\uff2a\uff2f\uff28\uff2e\u3000\uff33\uff4d\uff49\uff54\uff48\u00a0ﬁtz Jose\u0301 ⅣⅡ",
+            "2000-02-29"),
+    _golden("cyrillic", "Ельцин Борис Николаевич", "1931-02-01", aliases=("Boris Yeltsin", "Jelzin, Boris")),
+    _golden("greek", "Γιώργος Παπαδόπουλος", "1975-07"),
+    _golden("arabic", "عبد الرحمن محمد المصري", "1990-12-05",
+            aliases=("Abdul Rahman Mohammed Almasri", "Nur ad-Din Habibullah", "Elsayed Abdurrahman")),
+    _golden("hebrew", "יוסף כהן", "1985-01-20", aliases=("Yosef Cohen",)),
+    _golden("chinese", "王小明", "2001-11-09", aliases=("Wang Xiaoming", "Xiao-Ming WANG")),
+    _golden("korean", "이순신", "1545-04-28", aliases=("Yi Sun-sin",)),
+    _golden("korean-parts", "", "1999-09-09", given_name="Min Jun", family_name="Gim"),
+    _golden("japanese", "山田 太郎", "1970-01-01", aliases=("ヤマダ タロウ", "やまだ たろう")),
+    _golden("devanagari", "राहुल शर्मा", "1988-08-08"),
+    _golden("thai", "สมชาย ใจดี", "1979"),
+    _golden("georgian-armenian", "მიხეილ სააკაშვილი", "1967-12-21", aliases=("Արամ Խաչատրյան",)),
+    _golden("ethiopic", "አበበ ቢቂላ", "1932-08-07"),
+    _golden("vietnamese", "Nguyễn Thị Minh Khai", "1910-11-01"),
+    _golden("latin-camel-digits", "McDonald DeVito 007", "1920-11-11"),
+    _golden("title-short", "Dr Ana", "1990-06-07", aliases=("Mr Omar Ali Jr",)),
+    _golden("name-and-parts", "Hans Meier", "1964-08-12", given_name="Johann", family_name="Meier"),
+    _golden("aliases-only", "", "1949-10", aliases=("Ilich Ramírez Sánchez", "Carlos")),
+    _golden("documents-only", "", documents=(("ID card", "\uff38\uff14\uff32\uff34-bpfw٤", "FRA"),
+                                             ("passport", "ab 12 cd", "GBR"))),
+)
+
+EXACT_PROFILE = Profile("exact/1", (DocumentNumber(), ExactNameBirthDate()), (("unicode", UNICODE_VERSION),))
 STANDARD_PROFILE = Profile("standard/2", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
-                                          SkeletonDropOneBirthDate(), SkeletonBirthYear()))
+                                          SkeletonDropOneBirthDate(), SkeletonBirthYear()),
+                           (("unicode", UNICODE_VERSION), ("anyascii", ANYASCII_VERSION)))
 PROFILES: dict[str, Profile] = {p.profile_id: p for p in (EXACT_PROFILE, STANDARD_PROFILE)}

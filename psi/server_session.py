@@ -19,7 +19,7 @@ import secrets
 from dataclasses import dataclass, field
 from enum import Enum, auto
 
-from psi import group, oprf
+from psi import backend, group
 from psi.errors import (
     InputError,
     LimitExceededError,
@@ -53,15 +53,10 @@ class _State(Enum):
 
 def evaluate_slice(key: bytes, packed: bytes, batch_index: int, first: int) -> bytes:
     """Validate and evaluate packed blinded elements; errors name the batch and element index."""
-    out = []
-    for i in range(0, len(packed), _E):
-        try:
-            out.append(oprf.blind_evaluate(key, packed[i:i + _E]))
-        except MalformedMessageError as exc:
-            raise MalformedMessageError(
-                f"batch {batch_index}, element {first + i // _E}: {exc}"
-            ) from None
-    return b"".join(out)
+    try:
+        return backend.active().blind_evaluate(key, packed)
+    except backend.ElementError as exc:
+        raise MalformedMessageError(f"batch {batch_index}, element {first + exc.index}: {exc.reason}") from None
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,12 @@ so a client with shuffled evaluations can count hits but cannot tell which.
 
 from __future__ import annotations
 
-import hashlib
 import math
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from psi import group, oprf
+from psi import backend, group, oprf
 from psi.errors import MalformedMessageError
 from psi.profiles import Profile
 from psi.records import Record
@@ -25,7 +24,7 @@ TAG_MATERIAL_BYTES = 32
 FALSE_POSITIVE_BITS = 40  # target: below 2^-40 false tag matches per query
 MIN_TAG_BYTES = 8
 _LABEL_AD = b"psi-v1-label"
-_CARDINALITY_DOMAIN = b"psi-v1-cardinality-tag"
+CARDINALITY_DOMAIN = b"psi-v1-cardinality-tag"
 _LABEL_SEP = b"\x1f"
 
 
@@ -42,7 +41,7 @@ def split_output(prf_output: bytes) -> tuple[bytes, bytes]:
 
 def cardinality_material(evaluated_element: bytes) -> bytes:
     """Tag material of k*H(key) for cardinality mode."""
-    return hashlib.sha512(_CARDINALITY_DOMAIN + evaluated_element).digest()[:TAG_MATERIAL_BYTES]
+    return backend.cardinality_material(CARDINALITY_DOMAIN, evaluated_element)
 
 
 def encode_label(reference: str, category: str) -> bytes:
@@ -75,30 +74,30 @@ EpochEntry = tuple[str, str, bytes, bytes, bytes]
 """(record id, rule id, tag material, cardinality material, sealed label) for one key epoch"""
 
 
-def seal(key: bytes, value: bytes, element: bytes, label: bytes) -> tuple[bytes, bytes, bytes]:
-    """(tag material, cardinality material, sealed label) of one match key (RFC 9497 Evaluate).
-
-    `element` is HashToGroup(value), precomputed and trusted (the server's own).
-    """
-    evaluated = group.scalar_mult(key, element)
-    material, label_key = split_output(oprf.finalize_hash(value, evaluated))
-    return material, cardinality_material(evaluated), seal_label(label_key, label)
-
-
 def key_inputs(records: list[Record], profile: Profile) -> list[KeyInput]:
     """The key-independent part of many records' match keys."""
-    out: list[KeyInput] = []
-    for r in records:
-        label = encode_label(r.reference, r.category)
-        out.extend((r.record_id, k.rule_id, k.value, oprf.input_element(k.value), label)
-                   for k in profile.match_keys(r))
-    return out
+    keys = [(r.record_id, k.rule_id, k.value, encode_label(r.reference, r.category))
+            for r in records for k in profile.match_keys(r)]
+    elements = backend.active().hash_to_group([value for _, _, value, _ in keys])
+    return [(record_id, rule_id, value, elements[i * group.ELEMENT_BYTES:(i + 1) * group.ELEMENT_BYTES], label)
+            for i, (record_id, rule_id, value, label) in enumerate(keys)]
 
 
 def epoch_entries(inputs: list[KeyInput], key: bytes) -> list[EpochEntry]:
-    """One key epoch's entries from stored inputs (one worker's share of a list)."""
-    return [(record_id, rule_id, *seal(key, value, element, label))
-            for record_id, rule_id, value, element, label in inputs]
+    """One key epoch's entries from stored inputs (one worker's share of a list): RFC 9497 Evaluate of each
+    match key, its output split into tag material and the AES-SIV key that seals the label.
+
+    The elements are HashToGroup(value), precomputed and trusted (the server's own).
+    """
+    outputs, materials = backend.active().evaluate(
+        key, [value for _, _, value, _, _ in inputs], b"".join(element for _, _, _, element, _ in inputs),
+        CARDINALITY_DOMAIN)
+    out: list[EpochEntry] = []
+    h, m = oprf.OUTPUT_BYTES, backend.MATERIAL_BYTES
+    for i, (record_id, rule_id, _, _, label) in enumerate(inputs):
+        material, label_key = split_output(outputs[i * h:(i + 1) * h])
+        out.append((record_id, rule_id, material, materials[i * m:(i + 1) * m], seal_label(label_key, label)))
+    return out
 
 
 def prepare_records(records: list[Record], key: bytes, profile: Profile) -> list[tuple[KeyInput, EpochEntry]]:

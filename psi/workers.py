@@ -1,5 +1,8 @@
-"""A pool of spawned worker processes for the group operations: the executor both sides inject.
+"""The pool that runs the group operations on both cores: the executor both sides inject.
 
+With the native backend (`psi.backend`), whose batch calls release the GIL and run
+in parallel inside, the pool is a few threads: nothing is pickled and nothing is
+started. With the Python reference it is a pool of spawned worker processes.
 Spawned, not forked: forking a process that runs gRPC threads is unsafe.
 Small jobs run inline, where a round trip and pickling would cost more than
 they save. Workers end with their parent: each watches its parent's pid, so a
@@ -14,10 +17,11 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TypeVar
 
+from psi import backend
 from psi.executor import run_inline
 
 R = TypeVar("R")
@@ -45,24 +49,30 @@ def _ready() -> int:
 
 
 class WorkerPool:
-    """An `Executor` over `workers` spawned processes, started on first use or by `start()`."""
+    """An `Executor` over `workers` threads or spawned processes, started on first use or by `start()`.
 
-    def __init__(self, workers: int | None = None) -> None:
+    `threads` defaults to whether the active backend releases the GIL: the one place this is chosen.
+    """
+
+    def __init__(self, workers: int | None = None, threads: bool | None = None) -> None:
         self.workers = workers or cpu_count()
+        self.threads = backend.active().releases_gil if threads is None else threads
         self._lock = threading.Lock()
-        self._pool: ProcessPoolExecutor | None = None
+        self._pool: Executor | None = None
 
     def __repr__(self) -> str:
-        return f"WorkerPool(workers={self.workers}, running={self._pool is not None})"
+        kind = "threads" if self.threads else "processes"
+        return f"WorkerPool(workers={self.workers}, {kind}, running={self._pool is not None})"
 
-    def _running(self) -> ProcessPoolExecutor:
+    def _running(self) -> Executor:
         with self._lock:
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                                 initializer=_exit_with_parent, initargs=(os.getpid(),))
+                self._pool = (ThreadPoolExecutor(self.workers, thread_name_prefix="psi-worker") if self.threads else
+                              ProcessPoolExecutor(self.workers, mp_context=multiprocessing.get_context("spawn"),
+                                                  initializer=_exit_with_parent, initargs=(os.getpid(),)))
             return self._pool
 
-    def _replace(self, broken: ProcessPoolExecutor) -> None:
+    def _replace(self, broken: Executor) -> None:
         with self._lock:
             if self._pool is broken:
                 self._pool = None
@@ -70,11 +80,12 @@ class WorkerPool:
 
     def inline_for(self, size: int) -> bool:
         """Whether a job of `size` group operations is better run in the calling thread."""
-        return self.workers == 1 or size < (INLINE_BELOW_WARM if self._pool is not None else INLINE_BELOW)
+        warm = self._pool is not None or self.threads  # threads start in microseconds
+        return self.workers == 1 or size < (INLINE_BELOW_WARM if warm else INLINE_BELOW)
 
     def start(self) -> list[int]:
         """Start every worker now (a server at start-up), so that the first query does not wait; their pids."""
-        if self.workers == 1:
+        if self.workers == 1 or self.threads:
             return []
         pool = self._running()
         return sorted({f.result() for f in [pool.submit(_ready) for _ in range(self.workers * 4)]})

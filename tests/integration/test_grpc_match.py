@@ -122,9 +122,9 @@ def test_an_update_recomputes_only_the_changed_records(start_node: StartNode, cl
     client.match(LISTS.a, purpose="p", case_reference="c")
     changed = [replace(r, reference=r.reference + "-v2") for r in LISTS.b[:3]]  # ~1% of the list
     evaluated: list[bytes] = []
-    original = tags.seal
-    monkeypatch.setattr(tags, "seal", lambda key, value, element, label: (
-        evaluated.append(value), original(key, value, element, label))[1])
+    original = tags.epoch_entries
+    monkeypatch.setattr(tags, "epoch_entries", lambda inputs, key: (
+        evaluated.extend(value for _, _, value, _, _ in inputs), original(inputs, key))[1])
     report = import_records(live.config, changed, "test-operator")
     assert (report.added, report.updated) == (0, 3)
     assert sorted(evaluated) == sorted(k.value for r in changed for k in live.config.profile.match_keys(r))

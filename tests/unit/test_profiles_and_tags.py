@@ -53,8 +53,9 @@ def test_tag_length_targets_2_to_the_minus_40(server: int, query: int, length: i
 def test_labels_open_only_with_the_right_key() -> None:
     key = oprf.generate_key()
     match_key = EXACT_PROFILE.match_keys(Record("1", "Ann", PartialDate(1990), reference="r"))[0]
-    tag_material, _, sealed = tags.seal(key, match_key.value, oprf.input_element(match_key.value),
-                                        tags.encode_label("REF-1", "arrest"))
+    label = tags.encode_label("REF-1", "arrest")
+    [(_, _, tag_material, _, sealed)] = tags.epoch_entries(
+        [("1", "rule", match_key.value, oprf.input_element(match_key.value), label)], key)
     material, label_key = tags.split_output(oprf.evaluate(key, match_key.value))
     assert material == tag_material
     assert tags.decode_label(tags.open_label(label_key, sealed) or b"") == ("REF-1", "arrest")

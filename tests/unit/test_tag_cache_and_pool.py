@@ -56,7 +56,7 @@ def test_a_damaged_cache_file_is_fetched_again(tmp_path: Path, damage: object) -
 
 @pytest.fixture(scope="module")
 def pool() -> Iterator[WorkerPool]:
-    running = WorkerPool(2)
+    running = WorkerPool(2, threads=False)  # the process pool, whichever backend is active
     running.start()
     yield running
     running.close()

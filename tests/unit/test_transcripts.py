@@ -109,8 +109,8 @@ def test_intersection_transcript() -> None:
         assert isinstance(reply, EvaluatedBatch) and (reply.index, reply.elements) == (answer["index"], _packed(answer))
 
     evaluated = _packed({"elements": [e for b in t["server_output"] for e in b["elements"]]})
-    finalized = finalize_values([bytes.fromhex(k["key"]) for k in keys], [bytes.fromhex(k["blind"]) for k in keys],
-                                evaluated)
+    blinds = b"".join(bytes.fromhex(k["blind"]) for k in keys)
+    finalized = finalize_values([bytes.fromhex(k["key"]) for k in keys], blinds, evaluated)
     index = TagIndex(b"".join(bytes.fromhex(x) for x in t["server"]["intersection_tags"]), params.tag_length,
                      [bytes.fromhex(x) for x in t["server"]["intersection_labels"]])
     outputs = t["client_result"]["outputs"]

@@ -1,0 +1,261 @@
+//! The batch calls: fixed-width elements packed back to back, variable-length inputs as one
+//! buffer plus their lengths, every element processed in parallel (rayon).
+//!
+//! An error names the lowest failing element's index, so both backends report the same one.
+
+use curve25519_dalek::ristretto::RistrettoPoint;
+use curve25519_dalek::scalar::Scalar;
+use rand_core::OsRng;
+use rayon::prelude::*;
+use zeroize::Zeroizing;
+
+use crate::oprf::{
+    self, ElementError, InputError, Refused, ELEMENT_BYTES, OUTPUT_BYTES, SCALAR_BYTES,
+};
+
+/// Elements per rayon task: enough to outweigh the task's overhead (a multiplication is ~30 us).
+const MIN_TASK: usize = 16;
+/// Blinds inverted together (Montgomery's trick) by one task.
+const INVERT_CHUNK: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchError {
+    /// Buffer sizes that do not fit each other, or a scalar that is not canonical: a caller's bug.
+    Shape(&'static str),
+    Element(usize, ElementError),
+    Input(usize, InputError),
+}
+
+/// Variable-length inputs: one buffer and where each input starts.
+pub struct Inputs<'a> {
+    data: &'a [u8],
+    starts: Vec<usize>, // one more than there are inputs: the last is data.len()
+}
+
+impl<'a> Inputs<'a> {
+    pub fn new(
+        data: &'a [u8],
+        lengths: impl IntoIterator<Item = usize>,
+    ) -> Result<Self, BatchError> {
+        let mut starts = vec![0];
+        let mut end = 0usize;
+        for length in lengths {
+            end = end
+                .checked_add(length)
+                .ok_or(BatchError::Shape("input lengths overflow"))?;
+            starts.push(end);
+        }
+        if end != data.len() {
+            return Err(BatchError::Shape("input lengths do not add up to the data"));
+        }
+        Ok(Inputs { data, starts })
+    }
+
+    pub fn len(&self) -> usize {
+        self.starts.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn get(&self, i: usize) -> &'a [u8] {
+        &self.data[self.starts[i]..self.starts[i + 1]]
+    }
+}
+
+fn element(packed: &[u8], i: usize) -> &[u8; ELEMENT_BYTES] {
+    packed[i * ELEMENT_BYTES..(i + 1) * ELEMENT_BYTES]
+        .try_into()
+        .expect("whole elements")
+}
+
+fn count(packed: &[u8], width: usize, what: &'static str) -> Result<usize, BatchError> {
+    if packed.len() % width != 0 {
+        return Err(BatchError::Shape(what));
+    }
+    Ok(packed.len() / width)
+}
+
+/// A canonical scalar, zeroed when dropped.
+pub fn scalar(bytes: &[u8]) -> Result<Zeroizing<Scalar>, BatchError> {
+    let bytes: [u8; SCALAR_BYTES] = bytes
+        .try_into()
+        .map_err(|_| BatchError::Shape("a scalar is 32 bytes"))?;
+    Option::from(Scalar::from_canonical_bytes(bytes))
+        .map(Zeroizing::new)
+        .ok_or(BatchError::Shape("scalar is not canonical"))
+}
+
+fn scalars(packed: &[u8]) -> Result<Zeroizing<Vec<Scalar>>, BatchError> {
+    let n = count(packed, SCALAR_BYTES, "blinds are not whole 32-byte scalars")?;
+    let mut out = Zeroizing::new(Vec::with_capacity(n));
+    for i in 0..n {
+        out.push(*scalar(&packed[i * SCALAR_BYTES..(i + 1) * SCALAR_BYTES])?);
+    }
+    Ok(out)
+}
+
+/// `n` outputs of `width` bytes, `f(i, out)` filling each in parallel; the lowest index's refusal.
+fn fill(
+    n: usize,
+    width: usize,
+    f: impl Fn(usize, &mut [u8]) -> Result<(), Refused> + Sync,
+) -> Result<Vec<u8>, BatchError> {
+    let mut out = vec![0u8; n * width];
+    let first_error = out
+        .par_chunks_mut(width)
+        .enumerate()
+        .with_min_len(MIN_TASK)
+        .filter_map(|(i, o)| f(i, o).err().map(|e| (i, e)))
+        .min_by_key(|(i, _)| *i);
+    match first_error {
+        Some((i, Refused::Element(e))) => Err(BatchError::Element(i, e)),
+        Some((i, Refused::Input(e))) => Err(BatchError::Input(i, e)),
+        None => Ok(out),
+    }
+}
+
+/// HashToGroup of each input, with the checks of Blind and Evaluate: packed elements.
+pub fn hash_to_group(inputs: &Inputs) -> Result<Vec<u8>, BatchError> {
+    fill(inputs.len(), ELEMENT_BYTES, |i, out| {
+        out.copy_from_slice(
+            oprf::input_element(inputs.get(i))
+                .map_err(Refused::Input)?
+                .compress()
+                .as_bytes(),
+        );
+        Ok(())
+    })
+}
+
+/// `n` uniformly random non-zero scalars from the OS generator, packed.
+pub fn random_scalars(n: usize) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(n * SCALAR_BYTES));
+    for _ in 0..n {
+        let mut r = Zeroizing::new(Scalar::ZERO);
+        while *r == Scalar::ZERO {
+            *r = Scalar::random(&mut OsRng);
+        }
+        out.extend_from_slice(r.as_bytes());
+    }
+    out
+}
+
+/// `n` uniformly random elements (the padding of cardinality-mode groups), packed.
+pub fn random_elements(n: usize) -> Vec<u8> {
+    (0..n)
+        .flat_map(|_| RistrettoPoint::random(&mut OsRng).compress().to_bytes())
+        .collect()
+}
+
+/// Blind each input with its own blind (packed scalars, one per input): packed blinded elements.
+pub fn blind(inputs: &Inputs, blinds: &[u8]) -> Result<Vec<u8>, BatchError> {
+    let blinds = scalars(blinds)?;
+    if blinds.len() != inputs.len() {
+        return Err(BatchError::Shape("one blind per input"));
+    }
+    fill(inputs.len(), ELEMENT_BYTES, |i, out| {
+        out.copy_from_slice(&oprf::blind(inputs.get(i), &blinds[i]).map_err(Refused::Input)?);
+        Ok(())
+    })
+}
+
+/// BlindEvaluate of a peer's packed blinded elements, each validated.
+pub fn blind_evaluate(key: &[u8], packed: &[u8]) -> Result<Vec<u8>, BatchError> {
+    let key = scalar(key)?;
+    let n = count(
+        packed,
+        ELEMENT_BYTES,
+        "elements are not whole 32-byte encodings",
+    )?;
+    fill(n, ELEMENT_BYTES, |i, out| {
+        out.copy_from_slice(
+            &oprf::blind_evaluate(&key, element(packed, i)).map_err(Refused::Element)?,
+        );
+        Ok(())
+    })
+}
+
+/// Finalize each input with its blind and the peer's evaluation: packed 64-byte outputs.
+pub fn finalize(inputs: &Inputs, blinds: &[u8], evaluated: &[u8]) -> Result<Vec<u8>, BatchError> {
+    let mut inverses = scalars(blinds)?;
+    let n = count(
+        evaluated,
+        ELEMENT_BYTES,
+        "elements are not whole 32-byte encodings",
+    )?;
+    if inverses.len() != inputs.len() || n != inputs.len() {
+        return Err(BatchError::Shape(
+            "one blind and one evaluated element per input",
+        ));
+    }
+    if inverses.contains(&Scalar::ZERO) {
+        return Err(BatchError::Shape("a blind is zero"));
+    }
+    inverses.par_chunks_mut(INVERT_CHUNK).for_each(|chunk| {
+        Scalar::batch_invert(chunk);
+    });
+    fill(n, OUTPUT_BYTES, |i, out| {
+        out.copy_from_slice(&oprf::finalize_with_inverse(
+            inputs.get(i),
+            &inverses[i],
+            element(evaluated, i),
+        )?);
+        Ok(())
+    })
+}
+
+/// Evaluate on the server's own inputs and their stored HashToGroup elements:
+/// (packed 64-byte outputs, packed cardinality materials under `domain`).
+pub fn evaluate(
+    key: &[u8],
+    inputs: &Inputs,
+    elements: &[u8],
+    domain: &[u8],
+) -> Result<(Vec<u8>, Vec<u8>), BatchError> {
+    let key = scalar(key)?;
+    if count(
+        elements,
+        ELEMENT_BYTES,
+        "elements are not whole 32-byte encodings",
+    )? != inputs.len()
+    {
+        return Err(BatchError::Shape("one element per input"));
+    }
+    let both = fill(inputs.len(), OUTPUT_BYTES + 32, |i, out| {
+        let (output, evaluated) =
+            oprf::evaluate_element(&key, inputs.get(i), element(elements, i))?;
+        out[..OUTPUT_BYTES].copy_from_slice(&output);
+        out[OUTPUT_BYTES..].copy_from_slice(&oprf::cardinality_material(domain, &evaluated));
+        Ok(())
+    })?;
+    let (mut outputs, mut materials) =
+        (Vec::with_capacity(inputs.len() * OUTPUT_BYTES), Vec::new());
+    for pair in both.chunks_exact(OUTPUT_BYTES + 32) {
+        outputs.extend_from_slice(&pair[..OUTPUT_BYTES]);
+        materials.extend_from_slice(&pair[OUTPUT_BYTES..]);
+    }
+    Ok((outputs, materials))
+}
+
+/// Cardinality tag material of `scalar` times each of a peer's packed elements, each validated.
+pub fn cardinality_materials(
+    scalar_bytes: &[u8],
+    packed: &[u8],
+    domain: &[u8],
+) -> Result<Vec<u8>, BatchError> {
+    let s = scalar(scalar_bytes)?;
+    let n = count(
+        packed,
+        ELEMENT_BYTES,
+        "elements are not whole 32-byte encodings",
+    )?;
+    fill(n, 32, |i, out| {
+        out.copy_from_slice(&oprf::cardinality_material(
+            domain,
+            &oprf::scalar_mult_peer(&s, element(packed, i)).map_err(Refused::Element)?,
+        ));
+        Ok(())
+    })
+}
