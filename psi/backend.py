@@ -1,7 +1,7 @@
 """The group operations' batch calls, behind one interface: the native core or the Python reference.
 
-Every hot loop of both sides (blinding, evaluation, finalizing, the server's own
-evaluation and the cardinality variants) calls `active()`, which is either the
+Every hot loop of both sides (blinding, evaluation, finalizing, the server's epoch
+entries and the cardinality variants) calls `active()`, which is either the
 Python reference (`psi.oprf` over libsodium, one element at a time) or the optional
 native package `psi_native` (`native/`: curve25519-dalek, parallel inside, the GIL
 released). Both take and return packed fixed-width elements and raise the same
@@ -22,13 +22,15 @@ from collections.abc import Sequence
 from typing import Protocol, cast
 
 import rbcl
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from psi import group, oprf
 from psi.errors import CryptoError, InputError, MalformedMessageError
 
 _E = group.ELEMENT_BYTES
 _S = group.SCALAR_BYTES
-MATERIAL_BYTES = 32  # cardinality tag material: SHA-512(domain || k*H(key)), truncated
+MATERIAL_BYTES = 32  # tag material: an OPRF output's first half, or SHA-512(domain || k*H(key)) truncated
+SEAL_OVERHEAD = 16  # AES-SIV's synthetic IV, before the ciphertext
 
 
 class ElementError(MalformedMessageError):
@@ -62,9 +64,12 @@ class Backend(Protocol):
     def finalize(self, values: Sequence[bytes], blinds: bytes, evaluated: bytes) -> bytes:
         """Finalize of each value with its blind and the peer's evaluation (ElementError): packed 64-byte outputs."""
 
-    def evaluate(self, key: bytes, values: Sequence[bytes], elements: bytes, domain: bytes) -> tuple[bytes, bytes]:
-        """Evaluate on the server's own values and their stored elements (CryptoError if one is invalid):
-        (packed 64-byte outputs, packed cardinality materials of k*element under `domain`)."""
+    def epoch_entries(self, key: bytes, values: Sequence[bytes], elements: bytes, labels: Sequence[bytes],
+                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes]:
+        """Evaluate on the server's own values and their stored elements (CryptoError if one is invalid), made
+        into what a key epoch publishes of each: (packed tag materials, the outputs' first halves; packed
+        cardinality materials of k*element under `domain`; the labels sealed under the outputs' second halves
+        with `label_ad`, back to back, each SEAL_OVERHEAD bytes longer than its label)."""
 
     def cardinality_materials(self, scalar: bytes, packed: bytes, domain: bytes) -> bytes:
         """Cardinality material of scalar * each of a peer's elements (ElementError)."""
@@ -80,6 +85,11 @@ def _items(packed: bytes, width: int) -> list[bytes]:
 def cardinality_material(domain: bytes, evaluated: bytes) -> bytes:
     """The DH-PSI-CA tag material of an evaluated element (`psi.tags` names the domain)."""
     return hashlib.sha512(domain + evaluated).digest()[:MATERIAL_BYTES]
+
+
+def seal(label_key: bytes, plain: bytes, ad: bytes) -> bytes:
+    """AES-SIV (RFC 5297; a 32-byte key, so AES-128-SIV) of `plain`, no nonce: the IV, then the ciphertext."""
+    return AESSIV(label_key).encrypt(plain, [ad])
 
 
 class PythonBackend:
@@ -116,16 +126,19 @@ class PythonBackend:
                 raise ElementError(i, str(exc)) from None
         return b"".join(out)
 
-    def evaluate(self, key: bytes, values: Sequence[bytes], elements: bytes, domain: bytes) -> tuple[bytes, bytes]:
-        outputs, materials = [], []
-        for value, element in zip(values, _items(elements, _E), strict=True):
+    def epoch_entries(self, key: bytes, values: Sequence[bytes], elements: bytes, labels: Sequence[bytes],
+                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes]:
+        tag_materials, materials, sealed = [], [], []
+        for value, element, label in zip(values, _items(elements, _E), labels, strict=True):
             try:  # checked like a peer's element, so that a damaged store fails here as it does natively
                 evaluated = group.scalar_mult_peer(key, element)
             except MalformedMessageError:
                 raise CryptoError("scalar multiplication failed") from None
-            outputs.append(oprf.finalize_hash(value, evaluated))
+            output = oprf.finalize_hash(value, evaluated)
+            tag_materials.append(output[:MATERIAL_BYTES])
             materials.append(cardinality_material(domain, evaluated))
-        return b"".join(outputs), b"".join(materials)
+            sealed.append(seal(output[MATERIAL_BYTES:], label, label_ad))
+        return b"".join(tag_materials), b"".join(materials), b"".join(sealed)
 
     def cardinality_materials(self, scalar: bytes, packed: bytes, domain: bytes) -> bytes:
         out = []
@@ -154,8 +167,8 @@ class _NativeModule(Protocol):
     def blind(self, data: bytes, lengths: bytes, blinds: bytes, /) -> bytes: ...
     def blind_evaluate(self, key: bytes, packed: bytes, /) -> bytes: ...
     def finalize(self, data: bytes, lengths: bytes, blinds: bytes, evaluated: bytes, /) -> bytes: ...
-    def evaluate(self, key: bytes, data: bytes, lengths: bytes, elements: bytes, domain: bytes, /) -> tuple[
-        bytes, bytes]: ...
+    def epoch_entries(self, key: bytes, data: bytes, lengths: bytes, elements: bytes, labels: bytes,
+                      label_lengths: bytes, domain: bytes, label_ad: bytes, /) -> tuple[bytes, bytes, bytes]: ...
     def cardinality_materials(self, scalar: bytes, packed: bytes, domain: bytes, /) -> bytes: ...
 
 
@@ -209,9 +222,10 @@ class NativeBackend:
         except self._native.InputRefused as exc:
             raise InputError(_INPUT_REASONS[exc.args[1]]) from None
 
-    def evaluate(self, key: bytes, values: Sequence[bytes], elements: bytes, domain: bytes) -> tuple[bytes, bytes]:
+    def epoch_entries(self, key: bytes, values: Sequence[bytes], elements: bytes, labels: Sequence[bytes],
+                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes]:
         try:
-            return self._native.evaluate(key, *_packed(values), elements, domain)
+            return self._native.epoch_entries(key, *_packed(values), elements, *_packed(labels), domain, label_ad)
         except self._native.ElementRefused:
             raise CryptoError("scalar multiplication failed") from None  # as the reference: a stored element
         except self._native.InputRefused as exc:

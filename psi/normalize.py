@@ -1,13 +1,13 @@
 """Name normalisation for matching across spellings and scripts (profile `standard/2`).
 
 `name_tokens` transliterates any script to Latin (the `anyascii` library), folds case and
-diacritics, splits on punctuation and on the word boundaries transliterated Chinese and
-Korean keep only as capitals ("WangXiaoMing"), and then applies the hand-written rules
-below. `joined_rotation` makes one string of the words that is the same whatever the word
-order (family first or last) and however the syllables are split into words ("Kim Min Jun",
-"Kim Minjun", "Minjun KIM"). `name_code` is a consonant key that keeps the information that
-tells people apart (the class of the first vowel, a feminine ending), `skeleton` the loose
-consonant key of `standard/1` kept for the weak rules.
+diacritics, splits on punctuation and at capitals inside Latin words ("McDonald"), and then applies
+the hand-written rules below. A CJK-script name keeps each run of syllables as one word (a name
+written as one run, "WangXiaoMing": the family syllable, then the rest). `two_part_readings` reads
+the words as two parts, the same whatever their order (family first or last) and however a part is
+split into words ("Kim Min Jun", "Kim Minjun", "Minjun KIM"). `name_code` is a consonant key that
+keeps the information that tells people apart (the class of the first vowel, a feminine ending),
+`skeleton` the loose consonant key of `standard/1` kept for the weak rules.
 
 Why by hand: jellyfish's Soundex/NYSIIS/Metaphone codes were measured (docs/matching.md): they
 do not bridge romanisation schemes (Metaphone YLTSN/JLSN for Yeltsin/Jelzin) and Soundex
@@ -85,10 +85,24 @@ def fold(text: str) -> str:
     return anyascii(unicodedata.normalize("NFKC", text))
 
 
-def _words(text: str) -> list[str]:
-    camel = _CAMEL_CJK if any(CJK_FIRST <= ch <= CJK_LAST for ch in text) else _CAMEL
-    latin = camel.sub(" ", _MARKS.sub("", fold(text)))
-    return [w for w in _NON_ALNUM.split(latin.lower()) if w]
+def cjk_script(text: str) -> bool:
+    """True for a name with a Han, kana or Hangul character: its readings write every vowel of a syllable."""
+    return any(CJK_FIRST <= ch <= CJK_LAST for ch in text)
+
+
+def _words(text: str) -> tuple[list[str], set[str]]:
+    """The words of a name, and the pieces between white space (a Korean family name stands alone)."""
+    latin = _MARKS.sub("", fold(text))
+    cjk = cjk_script(text)
+    # anyascii joins a run's syllables (WangXiaoMing): a run written apart is one name part, so syllable
+    # splits cannot merge different names (玲 敖 Ling Ao / Lin Gao); a name written as one run puts the
+    # family name first, its first syllable (ISunSin, WangXiaoMing).
+    if cjk and len(latin.split()) == 1:
+        latin = _CAMEL_CJK.sub(" ", latin, count=1)
+    pieces = {_NON_ALNUM.sub("", piece) for piece in latin.lower().split()}  # before McDonald, XiuYun split
+    if not cjk:
+        latin = _CAMEL.sub(" ", latin)
+    return [w for w in _NON_ALNUM.split(latin.lower()) if w], pieces
 
 
 def _compounds(words: list[str]) -> list[str]:
@@ -121,7 +135,7 @@ def _compounds(words: list[str]) -> list[str]:
     return out
 
 
-def _strip_particles(words: list[str]) -> list[str]:
+def _strip_particles(words: list[str], pieces: set[str]) -> list[str]:
     kept: list[str] = []
     n = len(words)
     for i, word in enumerate(words):
@@ -129,7 +143,7 @@ def _strip_particles(words: list[str]) -> list[str]:
         between = 0 < i < n - 1
         if word in ARABIC_ARTICLES and i < n - 1:
             continue  # the Arabic article, written apart, before another word
-        if word in PARTICLES and (between or chain_start):
+        if word in PARTICLES and word in pieces and (between or chain_start):  # not a syllable (Wei BinGang)
             continue
         kept.append(word)
     while len(kept) > 2 and kept[0] in TITLES:  # a title only before two or more other words
@@ -141,10 +155,12 @@ def _strip_particles(words: list[str]) -> list[str]:
 
 def name_tokens(text: str) -> list[str]:
     """The words of a name, in any script, as lower-case ASCII, after the rules in this module's docstring."""
-    words = _strip_particles(_compounds(_words(text)))
+    split, pieces = _words(text)
+    words = _strip_particles(_compounds(split), pieces)
     if len(words) >= 2:
         for pos in (0, len(words) - 1):
-            words[pos] = KOREAN_FAMILY.get(words[pos], words[pos])
+            if words[pos] in pieces:  # not a syllable of a given name (Yi Sun-sin: sin is not Shin)
+                words[pos] = KOREAN_FAMILY.get(words[pos], words[pos])
     return words
 
 
@@ -152,15 +168,17 @@ def min_rotation(items: list[str]) -> list[str]:
     return min(items[i:] + items[:i] for i in range(len(items))) if items else []
 
 
-def joined_rotation(tokens: list[str]) -> str:
-    """The letters of the words without spaces, read from the smallest rotation.
+def two_part_readings(tokens: list[str]) -> list[str]:
+    """The name read as two parts, given and family name, for each split between two words.
 
-    The same for any rotation of the words (Wang Xiaoming / Xiaoming Wang) and for any split
-    of the same letters into words (Kim Min Jun / Kim Minjun); a different order of three or
-    more words that is not a rotation (Ali Hassan Omar / Omar Hassan Ali) stays different.
+    Each reading is the two parts' letters (words joined), sorted: the same for either order (Wang Xiaoming /
+    Xiaoming Wang) and however a part is split into words (Kim Min Jun / Kim Minjun), but the part
+    boundary stays (Lin Gao / Ling Ao, Sumin Jeong / Jeongsu Min), and another order that is not a swap
+    of the two parts differs (Ali Hassan Omar / Omar Hassan Ali). A one-word name is its one reading.
     """
-    letters = "".join(tokens)
-    return min((letters[i:] + letters[:i] for i in range(len(letters))), default="")
+    if len(tokens) < 2:
+        return ["".join(tokens)]
+    return sorted({" ".join(sorted(("".join(tokens[:k]), "".join(tokens[k:])))) for k in range(1, len(tokens))})
 
 
 def _consonants(token: str, *, keep_h: bool) -> str:

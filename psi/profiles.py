@@ -20,13 +20,14 @@ from typing import Protocol
 from psi.normalize import (
     ANYASCII_VERSION,
     UNICODE_VERSION,
+    cjk_script,
     consonant_count,
     has_vowels,
-    joined_rotation,
     min_rotation,
     name_code,
     name_tokens,
     skeleton,
+    two_part_readings,
 )
 from psi.records import IdentityDocument, PartialDate, Record
 
@@ -191,15 +192,15 @@ def _full_date(record: Record) -> str | None:
 
 @dataclass(frozen=True)
 class NameBirthDate:
-    """The name's letters, read from their smallest rotation + full date of birth (medium)."""
+    """Each two-part reading of the name (psi.normalize.two_part_readings) + full date of birth (medium)."""
 
     rule_id: str = "name-dob"
     strength: Strength = Strength.MEDIUM
-    definition: str = "joined_rotation(name_tokens(name|alias)) | year, sorted(month, day)"
+    definition: str = "two_part_readings(name_tokens(name|alias)) | year, sorted(month, day)"
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
-        return sorted({(joined_rotation(t), date) for t in _names(record)}) if date else []
+        return sorted({(reading, date) for t in _names(record) for reading in two_part_readings(t)}) if date else []
 
 
 _MIN_CODE_CONSONANTS = 4  # a medium code key needs at least this many consonants over two or more words
@@ -211,7 +212,7 @@ class NameCodeBirthDate:
 
     rule_id: str = "code-dob"
     strength: Strength = Strength.MEDIUM
-    definition: str = (f"min_rotation(name_code(name_tokens(name|alias))), >=2 words with vowels, "
+    definition: str = (f"min_rotation(name_code(name_tokens(name|alias))), not CJK script, >=2 words with vowels, "
                        f">={_MIN_CODE_CONSONANTS} consonants | year, sorted(month, day)")
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
@@ -219,7 +220,9 @@ class NameCodeBirthDate:
         if not date:
             return []
         parts = set()
-        for tokens in _names(record):
+        # A CJK-script name is left to name-dob: its reading writes every vowel, and folding them into
+        # classes merges different syllables (미영 Miyeong / 미정 Mijeong, 骆 Luo / 陆 Lu).
+        for tokens in (name_tokens(n) for n in record.names if not cjk_script(n)):
             codes = [name_code(t) for t in tokens]
             if (len(codes) >= 2 and all(map(has_vowels, tokens))
                     and sum(map(consonant_count, codes)) >= _MIN_CODE_CONSONANTS):

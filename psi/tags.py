@@ -15,12 +15,12 @@ import math
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from psi import backend, group, oprf
+from psi import backend, group
 from psi.errors import MalformedMessageError
 from psi.profiles import Profile
 from psi.records import Record
 
-TAG_MATERIAL_BYTES = 32
+TAG_MATERIAL_BYTES = backend.MATERIAL_BYTES
 FALSE_POSITIVE_BITS = 40  # target: below 2^-40 false tag matches per query
 MIN_TAG_BYTES = 8
 _LABEL_AD = b"psi-v1-label"
@@ -55,7 +55,7 @@ def decode_label(plain: bytes) -> tuple[str, str]:
 
 def seal_label(label_key: bytes, plain: bytes) -> bytes:
     """Deterministic AEAD: one key per (epoch, match key), 16 bytes of overhead."""
-    return AESSIV(label_key).encrypt(plain, [_LABEL_AD])
+    return backend.seal(label_key, plain, _LABEL_AD)
 
 
 def open_label(label_key: bytes, sealed: bytes) -> bytes | None:
@@ -85,18 +85,22 @@ def key_inputs(records: list[Record], profile: Profile) -> list[KeyInput]:
 
 def epoch_entries(inputs: list[KeyInput], key: bytes) -> list[EpochEntry]:
     """One key epoch's entries from stored inputs (one worker's share of a list): RFC 9497 Evaluate of each
-    match key, its output split into tag material and the AES-SIV key that seals the label.
+    match key, its output split as `split_output` does into tag material and the key that seals the label
+    as `seal_label` does.
 
-    The elements are HashToGroup(value), precomputed and trusted (the server's own).
+    The elements are HashToGroup(value), precomputed and trusted (the server's own). One backend call
+    makes the entries whole, so that only slicing is left here per key (the native core does the rest
+    with the GIL released).
     """
-    outputs, materials = backend.active().evaluate(
+    materials, cardinality, sealed = backend.active().epoch_entries(
         key, [value for _, _, value, _, _ in inputs], b"".join(element for _, _, _, element, _ in inputs),
-        CARDINALITY_DOMAIN)
+        [label for _, _, _, _, label in inputs], CARDINALITY_DOMAIN, _LABEL_AD)
     out: list[EpochEntry] = []
-    h, m = oprf.OUTPUT_BYTES, backend.MATERIAL_BYTES
+    m, end = TAG_MATERIAL_BYTES, 0
     for i, (record_id, rule_id, _, _, label) in enumerate(inputs):
-        material, label_key = split_output(outputs[i * h:(i + 1) * h])
-        out.append((record_id, rule_id, material, materials[i * m:(i + 1) * m], seal_label(label_key, label)))
+        start, end = end, end + len(label) + backend.SEAL_OVERHEAD
+        out.append((record_id, rule_id, materials[i * m:(i + 1) * m], cardinality[i * m:(i + 1) * m],
+                    sealed[start:end]))
     return out
 
 

@@ -10,8 +10,10 @@ use rayon::prelude::*;
 use zeroize::Zeroizing;
 
 use crate::oprf::{
-    self, ElementError, InputError, Refused, ELEMENT_BYTES, OUTPUT_BYTES, SCALAR_BYTES,
+    self, ElementError, InputError, Refused, ELEMENT_BYTES, MATERIAL_BYTES, OUTPUT_BYTES,
+    SCALAR_BYTES,
 };
+use crate::seal::{self, SEAL_OVERHEAD};
 
 /// Elements per rayon task: enough to outweigh the task's overhead (a multiplication is ~30 us).
 const MIN_TASK: usize = 16;
@@ -96,6 +98,15 @@ fn scalars(packed: &[u8]) -> Result<Zeroizing<Vec<Scalar>>, BatchError> {
     Ok(out)
 }
 
+/// The refusal of the lowest failing index, as both backends report it.
+fn lowest(refusals: impl ParallelIterator<Item = (usize, Refused)>) -> Result<(), BatchError> {
+    match refusals.min_by_key(|(i, _)| *i) {
+        Some((i, Refused::Element(e))) => Err(BatchError::Element(i, e)),
+        Some((i, Refused::Input(e))) => Err(BatchError::Input(i, e)),
+        None => Ok(()),
+    }
+}
+
 /// `n` outputs of `width` bytes, `f(i, out)` filling each in parallel; the lowest index's refusal.
 fn fill(
     n: usize,
@@ -103,17 +114,13 @@ fn fill(
     f: impl Fn(usize, &mut [u8]) -> Result<(), Refused> + Sync,
 ) -> Result<Vec<u8>, BatchError> {
     let mut out = vec![0u8; n * width];
-    let first_error = out
-        .par_chunks_mut(width)
-        .enumerate()
-        .with_min_len(MIN_TASK)
-        .filter_map(|(i, o)| f(i, o).err().map(|e| (i, e)))
-        .min_by_key(|(i, _)| *i);
-    match first_error {
-        Some((i, Refused::Element(e))) => Err(BatchError::Element(i, e)),
-        Some((i, Refused::Input(e))) => Err(BatchError::Input(i, e)),
-        None => Ok(out),
-    }
+    lowest(
+        out.par_chunks_mut(width)
+            .enumerate()
+            .with_min_len(MIN_TASK)
+            .filter_map(|(i, o)| f(i, o).err().map(|e| (i, e))),
+    )?;
+    Ok(out)
 }
 
 /// HashToGroup of each input, with the checks of Blind and Evaluate: packed elements.
@@ -206,37 +213,78 @@ pub fn finalize(inputs: &Inputs, blinds: &[u8], evaluated: &[u8]) -> Result<Vec<
     })
 }
 
-/// Evaluate on the server's own inputs and their stored HashToGroup elements:
-/// (packed 64-byte outputs, packed cardinality materials under `domain`).
-pub fn evaluate(
+/// One key epoch's entries, packed: per input, its tag material, its cardinality material and its
+/// sealed label (`labels.get(i)` plus SEAL_OVERHEAD bytes, back to back).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Entries {
+    pub tag_materials: Vec<u8>,
+    pub cardinality_materials: Vec<u8>,
+    pub sealed_labels: Vec<u8>,
+}
+
+/// Evaluate on the server's own inputs and their stored HashToGroup elements, then what psi/tags.py
+/// publishes of each: the output's first half as tag material, the cardinality material of
+/// key * element under `domain`, and the label sealed (AES-SIV, `label_ad`) under the output's
+/// second half. The whole entry is made here so that the caller does no per-key work.
+pub fn epoch_entries(
     key: &[u8],
     inputs: &Inputs,
     elements: &[u8],
+    labels: &Inputs,
     domain: &[u8],
-) -> Result<(Vec<u8>, Vec<u8>), BatchError> {
+    label_ad: &[u8],
+) -> Result<Entries, BatchError> {
     let key = scalar(key)?;
+    let n = inputs.len();
     if count(
         elements,
         ELEMENT_BYTES,
         "elements are not whole 32-byte encodings",
-    )? != inputs.len()
+    )? != n
+        || labels.len() != n
     {
-        return Err(BatchError::Shape("one element per input"));
+        return Err(BatchError::Shape("one element and one label per input"));
     }
-    let both = fill(inputs.len(), OUTPUT_BYTES + 32, |i, out| {
-        let (output, evaluated) =
-            oprf::evaluate_element(&key, inputs.get(i), element(elements, i))?;
-        out[..OUTPUT_BYTES].copy_from_slice(&output);
-        out[OUTPUT_BYTES..].copy_from_slice(&oprf::cardinality_material(domain, &evaluated));
-        Ok(())
-    })?;
-    let (mut outputs, mut materials) =
-        (Vec::with_capacity(inputs.len() * OUTPUT_BYTES), Vec::new());
-    for pair in both.chunks_exact(OUTPUT_BYTES + 32) {
-        outputs.extend_from_slice(&pair[..OUTPUT_BYTES]);
-        materials.extend_from_slice(&pair[OUTPUT_BYTES..]);
+    let mut entries = Entries {
+        tag_materials: vec![0u8; n * MATERIAL_BYTES],
+        cardinality_materials: vec![0u8; n * MATERIAL_BYTES],
+        sealed_labels: vec![0u8; labels.data.len() + n * SEAL_OVERHEAD],
+    };
+    let mut sealed = Vec::with_capacity(n);
+    let mut rest = entries.sealed_labels.as_mut_slice();
+    for i in 0..n {
+        let (label, tail) = rest.split_at_mut(labels.get(i).len() + SEAL_OVERHEAD);
+        sealed.push(label);
+        rest = tail;
     }
-    Ok((outputs, materials))
+    lowest(
+        entries
+            .tag_materials
+            .par_chunks_mut(MATERIAL_BYTES)
+            .zip(entries.cardinality_materials.par_chunks_mut(MATERIAL_BYTES))
+            .zip(sealed)
+            .enumerate()
+            .with_min_len(MIN_TASK)
+            .filter_map(|(i, ((tag, cardinality), sealed))| {
+                let (output, evaluated) =
+                    match oprf::evaluate_element(&key, inputs.get(i), element(elements, i)) {
+                        Ok(both) => both,
+                        Err(refused) => return Some((i, refused)),
+                    };
+                let output = Zeroizing::new(output); // its second half is the label's key
+                let (material, label_key) = output.split_at(MATERIAL_BYTES);
+                tag.copy_from_slice(material);
+                cardinality.copy_from_slice(&oprf::cardinality_material(domain, &evaluated));
+                seal::seal(
+                    label_key.try_into().expect("the output's second half"),
+                    label_ad,
+                    labels.get(i),
+                    sealed,
+                );
+                None
+            }),
+    )?;
+    Ok(entries)
 }
 
 /// Cardinality tag material of `scalar` times each of a peer's packed elements, each validated.
@@ -251,7 +299,7 @@ pub fn cardinality_materials(
         ELEMENT_BYTES,
         "elements are not whole 32-byte encodings",
     )?;
-    fill(n, 32, |i, out| {
+    fill(n, MATERIAL_BYTES, |i, out| {
         out.copy_from_slice(&oprf::cardinality_material(
             domain,
             &oprf::scalar_mult_peer(&s, element(packed, i)).map_err(Refused::Element)?,

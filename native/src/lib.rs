@@ -1,12 +1,14 @@
-//! psi-match's native core: the RFC 9497 OPRF batch calls of `psi/backend.py`.
+//! psi-match's native core: the RFC 9497 OPRF batch calls of `psi/backend.py`, and the
+//! server's epoch entries whole (Evaluate, tag material, AES-SIV sealed label).
 //!
-//! The algorithms live in `h2c`, `oprf` and `batch` (plain Rust, tested with `cargo test`);
+//! The algorithms live in `h2c`, `oprf`, `seal` and `batch` (plain Rust, tested with `cargo test`);
 //! the `python` feature adds the PyO3 binding below, which only converts at the edge and
 //! releases the GIL for every batch.
 
 pub mod batch;
 pub mod h2c;
 pub mod oprf;
+pub mod seal;
 
 #[cfg(feature = "python")]
 mod python {
@@ -120,18 +122,39 @@ mod python {
     }
 
     #[pyfunction]
-    fn evaluate<'py>(
+    #[allow(clippy::too_many_arguments)] // the buffers of one call, as psi/backend.py packs them
+    fn epoch_entries<'py>(
         py: Python<'py>,
         key: &[u8],
         data: &[u8],
         lengths: &[u8],
         elements: &[u8],
+        labels: &[u8],
+        label_lengths: &[u8],
         domain: &[u8],
-    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
-        let (outputs, materials) = py
-            .allow_threads(|| batch::evaluate(key, &inputs(data, lengths)?, elements, domain))
+        label_ad: &[u8],
+    ) -> PyResult<(
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+    )> {
+        let entries = py
+            .allow_threads(|| {
+                batch::epoch_entries(
+                    key,
+                    &inputs(data, lengths)?,
+                    elements,
+                    &inputs(labels, label_lengths)?,
+                    domain,
+                    label_ad,
+                )
+            })
             .map_err(to_py)?;
-        Ok((PyBytes::new(py, &outputs), PyBytes::new(py, &materials)))
+        Ok((
+            PyBytes::new(py, &entries.tag_materials),
+            PyBytes::new(py, &entries.cardinality_materials),
+            PyBytes::new(py, &entries.sealed_labels),
+        ))
     }
 
     #[pyfunction]
@@ -169,7 +192,7 @@ mod python {
             wrap_pyfunction!(blind, m)?,
             wrap_pyfunction!(blind_evaluate, m)?,
             wrap_pyfunction!(finalize, m)?,
-            wrap_pyfunction!(evaluate, m)?,
+            wrap_pyfunction!(epoch_entries, m)?,
             wrap_pyfunction!(cardinality_materials, m)?,
             wrap_pyfunction!(simd, m)?,
         ] {

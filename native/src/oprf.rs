@@ -13,6 +13,8 @@ use crate::h2c::expand_message_xmd_sha512;
 pub const ELEMENT_BYTES: usize = 32;
 pub const SCALAR_BYTES: usize = 32;
 pub const OUTPUT_BYTES: usize = 64;
+/// Tag material of either kind: an output's first half, or the cardinality hash truncated.
+pub const MATERIAL_BYTES: usize = 32;
 pub const MAX_INPUT_BYTES: usize = 65535;
 const DST_HASH_TO_GROUP: &[u8] = b"HashToGroup-OPRFV1-\x00-ristretto255-SHA512";
 
@@ -139,12 +141,15 @@ pub fn evaluate_element(
 }
 
 /// The DH-PSI-CA tag material of an evaluated element: SHA-512(domain || element), truncated.
-pub fn cardinality_material(domain: &[u8], evaluated: &[u8; ELEMENT_BYTES]) -> [u8; 32] {
+pub fn cardinality_material(
+    domain: &[u8],
+    evaluated: &[u8; ELEMENT_BYTES],
+) -> [u8; MATERIAL_BYTES] {
     let digest = Sha512::new()
         .chain_update(domain)
         .chain_update(evaluated)
         .finalize();
-    let mut out = [0u8; 32];
-    out.copy_from_slice(&digest[..32]);
+    let mut out = [0u8; MATERIAL_BYTES];
+    out.copy_from_slice(&digest[..MATERIAL_BYTES]);
     out
 }

@@ -6,6 +6,7 @@ use curve25519_dalek::ristretto::RistrettoPoint;
 use psi_native::batch::{self, BatchError, Inputs};
 use psi_native::h2c::expand_message_xmd_sha512;
 use psi_native::oprf::{self, ElementError, InputError};
+use psi_native::seal::{self, SEAL_OVERHEAD};
 use serde_json::Value;
 
 fn load(name: &str) -> Value {
@@ -85,12 +86,57 @@ fn rfc9497_oprf_through_the_batch_calls() {
         field("output").concat()
     );
     let elements = batch::hash_to_group(&inputs).unwrap();
-    let (outputs, materials) = batch::evaluate(&key, &inputs, &elements, b"domain").unwrap();
-    assert_eq!(outputs, field("output").concat());
-    assert_eq!(materials.len(), 32 * vectors.len());
+    let labels = [b"REF-1\x1farrest".to_vec(), Vec::new()];
+    let (label_data, label_lengths) = packed(&labels);
+    let entries = batch::epoch_entries(
+        &key,
+        &inputs,
+        &elements,
+        &Inputs::new(&label_data, label_lengths).unwrap(),
+        b"domain",
+        b"ad",
+    )
+    .unwrap();
+    let (tag_materials, sealed_labels) = expected_entries(&field("output"), &labels, b"ad");
+    assert_eq!(
+        (&entries.tag_materials, &entries.sealed_labels),
+        (&tag_materials, &sealed_labels)
+    );
     assert_eq!(
         batch::cardinality_materials(&key, &elements, b"domain").unwrap(),
-        materials
+        entries.cardinality_materials
+    );
+}
+
+/// Epoch entries' tag materials and sealed labels from whole outputs, one at a time.
+fn expected_entries(outputs: &[Vec<u8>], labels: &[Vec<u8>], ad: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let mut sealed = Vec::new();
+    for (output, label) in outputs.iter().zip(labels) {
+        let mut one = vec![0u8; label.len() + SEAL_OVERHEAD];
+        seal::seal(output[32..].try_into().unwrap(), ad, label, &mut one);
+        sealed.extend(one);
+    }
+    (
+        outputs.iter().flat_map(|o| o[..32].to_vec()).collect(),
+        sealed,
+    )
+}
+
+#[test]
+fn rfc5297_aes_siv_deterministic_vector() {
+    // RFC 5297 Appendix A.1: AES-SIV-CMAC-256 (AES-128-SIV), one header, no nonce.
+    let key: [u8; 32] =
+        hex::decode("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")
+            .unwrap()
+            .try_into()
+            .unwrap();
+    let ad = hex::decode("101112131415161718191a1b1c1d1e1f2021222324252627").unwrap();
+    let plain = hex::decode("112233445566778899aabbccddee").unwrap();
+    let mut out = vec![0u8; plain.len() + SEAL_OVERHEAD];
+    seal::seal(&key, &ad, &plain, &mut out);
+    assert_eq!(
+        hex::encode(out),
+        "85632d07c6e8f37f950acd320a2ecc9340c02b9690c4dc04daef7f6afe5c"
     );
 }
 
@@ -156,7 +202,60 @@ fn blinding_and_unblinding_cancel_out_across_parallel_chunks() {
     let blinds = batch::random_scalars(items.len());
     let evaluated = batch::blind_evaluate(&key, &batch::blind(&inputs, &blinds).unwrap()).unwrap();
     let outputs = batch::finalize(&inputs, &blinds, &evaluated).unwrap();
-    let (direct, _) =
-        batch::evaluate(&key, &inputs, &batch::hash_to_group(&inputs).unwrap(), b"d").unwrap();
-    assert_eq!(outputs, direct);
+    // labels of many lengths, so that each entry's sealed label must land at its own offset
+    let labels: Vec<Vec<u8>> = (0..1000usize).map(|i| vec![i as u8; i % 37]).collect();
+    let (label_data, label_lengths) = packed(&labels);
+    let entries = batch::epoch_entries(
+        &key,
+        &inputs,
+        &batch::hash_to_group(&inputs).unwrap(),
+        &Inputs::new(&label_data, label_lengths).unwrap(),
+        b"d",
+        b"ad",
+    )
+    .unwrap();
+    let outputs: Vec<Vec<u8>> = outputs.chunks(64).map(<[u8]>::to_vec).collect();
+    let (tag_materials, sealed_labels) = expected_entries(&outputs, &labels, b"ad");
+    assert_eq!(
+        (entries.tag_materials, entries.sealed_labels),
+        (tag_materials, sealed_labels)
+    );
+}
+
+#[test]
+fn epoch_entries_name_the_lowest_failing_input() {
+    let key = batch::random_scalars(1);
+    let items: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    let (mut data, mut lengths) = packed(&items);
+    let mut elements = batch::hash_to_group(&Inputs::new(&data, lengths.clone()).unwrap()).unwrap();
+    elements[60 * 32..61 * 32].fill(0);
+    let (labels, label_lengths) = packed(&vec![b"label".to_vec(); 100]);
+    let entries = |data: &[u8], lengths: &[usize], label_count: usize| {
+        batch::epoch_entries(
+            &key,
+            &Inputs::new(data, lengths.to_vec()).unwrap(),
+            &elements,
+            &Inputs::new(
+                &labels[..5 * label_count],
+                label_lengths[..label_count].to_vec(),
+            )
+            .unwrap(),
+            b"d",
+            b"ad",
+        )
+    };
+    assert_eq!(
+        entries(&data, &lengths, 100),
+        Err(BatchError::Element(60, ElementError::Identity))
+    );
+    assert!(matches!(
+        entries(&data, &lengths, 99),
+        Err(BatchError::Shape(_))
+    ));
+    data.splice(40 * 4..41 * 4, vec![0u8; oprf::MAX_INPUT_BYTES + 1]);
+    lengths[40] = oprf::MAX_INPUT_BYTES + 1;
+    assert_eq!(
+        entries(&data, &lengths, 100),
+        Err(BatchError::Input(40, InputError::TooLong))
+    );
 }

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import rbcl
+from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -23,6 +24,7 @@ BACKENDS = [backend.PYTHON, *([NATIVE] if NATIVE else [])]
 OPRF = json.loads((Path(__file__).resolve().parents[1] / "vectors" / "rfc9497_ristretto255_sha512_oprf.json")
                   .read_text())
 DOMAIN = tags.CARDINALITY_DOMAIN
+AD = b"psi-v1-label"
 
 scalars = st.binary(min_size=64, max_size=64).map(group.scalar_from_wide_bytes).filter(
     lambda s: not group.is_zero_scalar(s))
@@ -76,11 +78,24 @@ def test_blind_evaluate_and_cardinality_materials_agree(key: bytes, elements: li
 @needs_native
 @settings(max_examples=40, deadline=None)
 @given(scalars, values, st.data())
-def test_the_servers_own_evaluation_agrees(key: bytes, inputs: list[bytes], data: st.DataObject) -> None:
+def test_the_servers_epoch_entries_agree(key: bytes, inputs: list[bytes], data: st.DataObject) -> None:
     elements = [oprf.input_element(v) for v in inputs]
     if data.draw(st.booleans()) and elements:  # a damaged stored element
         elements[data.draw(st.integers(0, len(elements) - 1))] = data.draw(peer_elements)
-    both(lambda b: b.evaluate(key, inputs, b"".join(elements), DOMAIN))
+    if data.draw(st.booleans()) and inputs:  # an input too long for the two-byte length prefix
+        inputs[data.draw(st.integers(0, len(inputs) - 1))] = bytes(oprf.MAX_INPUT_BYTES + 1)
+    # labels of any length, empty and over one AES block included
+    labels = data.draw(st.lists(st.binary(max_size=70), min_size=len(inputs), max_size=len(inputs)))
+    ad = data.draw(st.sampled_from([AD, b""]))
+    both(lambda b: b.epoch_entries(key, inputs, b"".join(elements), labels, DOMAIN, ad))
+
+
+@needs_native
+def test_epoch_entries_refuse_a_missing_label() -> None:
+    assert NATIVE is not None
+    inputs = [b"a", b"b"]
+    with pytest.raises(ValueError, match="one element and one label per input"):
+        NATIVE.epoch_entries(group.random_scalar(), inputs, NATIVE.hash_to_group(inputs), [b"x"], DOMAIN, AD)
 
 
 @needs_native
@@ -105,8 +120,18 @@ def test_rfc9497_vectors_through_each_backend(impl: Backend) -> None:
     assert impl.blind_evaluate(key, b"".join(blinded)) == b"".join(evaluated)
     assert impl.finalize(inputs, b"".join(blinds), b"".join(evaluated)) == b"".join(outputs)
     elements = impl.hash_to_group(inputs)
-    assert impl.evaluate(key, inputs, elements, DOMAIN)[0] == b"".join(outputs)
-    assert impl.evaluate(key, inputs, elements, DOMAIN)[1] == impl.cardinality_materials(key, elements, DOMAIN)
+    labels = [b"REF\x1farrest" * i for i in range(len(inputs))]  # the first one empty
+    assert impl.epoch_entries(key, inputs, elements, labels, DOMAIN, AD) == (
+        b"".join(o[:32] for o in outputs), impl.cardinality_materials(key, elements, DOMAIN),
+        b"".join(AESSIV(o[32:]).encrypt(label, [AD]) for o, label in zip(outputs, labels, strict=True)))
+
+
+def test_the_label_seal_is_rfc5297() -> None:
+    """RFC 5297 Appendix A.1 (AES-SIV-CMAC-256, one header, no nonce), through the reference's seal."""
+    key = bytes.fromhex("fffefdfcfbfaf9f8f7f6f5f4f3f2f1f0f0f1f2f3f4f5f6f7f8f9fafbfcfdfeff")
+    ad = bytes.fromhex("101112131415161718191a1b1c1d1e1f2021222324252627")
+    assert backend.seal(key, bytes.fromhex("112233445566778899aabbccddee"), ad).hex() == (
+        "85632d07c6e8f37f950acd320a2ecc9340c02b9690c4dc04daef7f6afe5c")
 
 
 @pytest.mark.parametrize("impl", BACKENDS, ids=lambda b: b.name.split()[0])

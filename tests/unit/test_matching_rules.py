@@ -33,6 +33,13 @@ def _medium_rules(a_name: str, b_name: str) -> set[str]:
     ("Jeongsu Hong", "Yeongsu Hong"),
     ("Ali Hassan Omar", "Omar Hassan Ali"),         # another order that is not a rotation
     ("Wang Xiaoming", "Wang Mingxiao"),
+    ("Lin Gao", "玲 敖"),                            # syllables split elsewhere: Lin Gao / Ling Ao
+    ("Sumin Jeong", "정수 민"),                       # Sumin Jeong / Jeongsu Min
+    ("Jeongsun O", "정수 노"),
+    ("중수 홍", "Jeongsu Hong"),                      # a given syllable is no family name (Jung is not Jeong)
+    ("중수 신", "정수 신"),
+    ("미영 손", "미정 손"),                            # CJK script: every vowel counts
+    ("Mijeong Gwak", "미영 곽"),
 ])
 def test_different_people_do_not_meet_at_medium(a: str, b: str) -> None:
     assert _medium_rules(a, b) == set()
@@ -58,6 +65,11 @@ def test_different_people_do_not_meet_at_medium(a: str, b: str) -> None:
     ("Boris Yeltsin", "Ельцин Борис"),
     ("Mohammed Hussein", "Muhammad Husain"),
     ("Omar Hassan", "Umar Hasan"),
+    ("梁秀云", "Liang XiuYun"),                            # Yun inside a given name is no family name
+    ("尉斌刚", "Wei BinGang"),                             # Bin inside a given name is no particle
+    ("정수 민", "Jeong-su Min"),
+    ("김민준", "Minjun Kim"),
+    ("Jose Antonio Pinedo Garcia", "Pinedo Garcia Jose Antonio"),
 ])
 def test_cross_script_pairs_meet_at_medium(a: str, b: str) -> None:
     assert _medium_rules(a, b)

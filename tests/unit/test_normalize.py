@@ -13,7 +13,9 @@ from psi.records import PartialDate, Record
     ("Ельцин Борис Николаевич", ["eltsin", "boris", "nikolaevich"]),          # Cyrillic
     ("Γιώργος Παπαδόπουλος", ["giorgos", "papadopoylos"]),                   # Greek
     ("محمد بن سلمان", ["mhmd", "slmn"]),                                     # Arabic, particle dropped
-    ("王伟", ["wang", "wei"]),                                               # Chinese, split at the syllables
+    ("王伟", ["wang", "wei"]),                                               # Chinese: family syllable, then the rest
+    ("王小明", ["wang", "xiaoming"]),
+    ("중수 홍", ["jungsu", "hong"]),                                          # a run written apart is one word
     ("Hans MÜLLER", ["hans", "muller"]),                                     # case and diacritics
     ("Dr. Jean-Luc de la Fontaine", ["jean", "luc", "fontaine"]),            # title, particles, hyphen
     ("O'Brien,  Seán", ["obrien", "sean"]),                                   # punctuation and spacing
