@@ -25,21 +25,12 @@ import rbcl
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
 from psi import group, oprf
-from psi.errors import CryptoError, InputError, MalformedMessageError
+from psi.errors import CryptoError, ElementError, InputError, MalformedMessageError
 
 _E = group.ELEMENT_BYTES
 _S = group.SCALAR_BYTES
 MATERIAL_BYTES = 32  # tag material: an OPRF output's first half, or SHA-512(domain || k*H(key)) truncated
 SEAL_OVERHEAD = 16  # AES-SIV's synthetic IV, before the ciphertext
-
-
-class ElementError(MalformedMessageError):
-    """A peer's element refused: `index` in its batch, `reason` as `psi.group` words it."""
-
-    def __init__(self, index: int, reason: str) -> None:
-        super().__init__(f"element {index}: {reason}")
-        self.index = index
-        self.reason = reason
 
 
 class Backend(Protocol):

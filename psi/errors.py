@@ -5,6 +5,7 @@
     │   └── RecordError          one record of an import or query file (line and field named)
     ├── ProtocolError            a peer broke the protocol
     │   ├── MalformedMessageError   wrong length, non-canonical or identity element, bad encoding
+    │   │   └── ElementError         one element of a batch, by its index
     │   ├── OutOfOrderError         a step sent before its turn or twice
     │   └── ParameterMismatchError  suite, profile or mode not the one agreed
     ├── StaleStateError          the key epoch or list changed under a running exchange
@@ -60,6 +61,15 @@ class ProtocolError(PsiError):
 
 class MalformedMessageError(ProtocolError):
     """A message could not be decoded or holds an invalid value."""
+
+
+class ElementError(MalformedMessageError):
+    """A peer's element refused: `index` in its batch, `reason` as `psi.group` words it."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"element {index}: {reason}")
+        self.index = index
+        self.reason = reason
 
 
 class OutOfOrderError(ProtocolError):

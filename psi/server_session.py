@@ -21,6 +21,7 @@ from enum import Enum, auto
 
 from psi import backend, group
 from psi.errors import (
+    ElementError,
     InputError,
     LimitExceededError,
     MalformedMessageError,
@@ -55,7 +56,7 @@ def evaluate_slice(key: bytes, packed: bytes, batch_index: int, first: int) -> b
     """Validate and evaluate packed blinded elements; errors name the batch and element index."""
     try:
         return backend.active().blind_evaluate(key, packed)
-    except backend.ElementError as exc:
+    except ElementError as exc:
         raise MalformedMessageError(f"batch {batch_index}, element {first + exc.index}: {exc.reason}") from None
 
 
