@@ -56,11 +56,12 @@ class Backend(Protocol):
         """Finalize of each value with its blind and the peer's evaluation (ElementError): packed 64-byte outputs."""
 
     def epoch_entries(self, key: bytes, values: Sequence[bytes], elements: bytes, labels: Sequence[bytes],
-                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes]:
+                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes, bytes]:
         """Evaluate on the server's own values and their stored elements (CryptoError if one is invalid), made
         into what a key epoch publishes of each: (packed tag materials, the outputs' first halves; packed
         cardinality materials of k*element under `domain`; the labels sealed under the outputs' second halves
-        with `label_ad`, back to back, each SEAL_OVERHEAD bytes longer than its label)."""
+        with `label_ad`, back to back, each SEAL_OVERHEAD bytes longer than its label; packed label keys, the
+        outputs' second halves, which bulk mode hands to a client that holds the match key)."""
 
     def cardinality_materials(self, scalar: bytes, packed: bytes, domain: bytes) -> bytes:
         """Cardinality material of scalar * each of a peer's elements (ElementError)."""
@@ -118,8 +119,8 @@ class PythonBackend:
         return b"".join(out)
 
     def epoch_entries(self, key: bytes, values: Sequence[bytes], elements: bytes, labels: Sequence[bytes],
-                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes]:
-        tag_materials, materials, sealed = [], [], []
+                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes, bytes]:
+        tag_materials, materials, sealed, label_keys = [], [], [], []
         for value, element, label in zip(values, _items(elements, _E), labels, strict=True):
             try:  # checked like a peer's element, so that a damaged store fails here as it does natively
                 evaluated = group.scalar_mult_peer(key, element)
@@ -129,7 +130,8 @@ class PythonBackend:
             tag_materials.append(output[:MATERIAL_BYTES])
             materials.append(cardinality_material(domain, evaluated))
             sealed.append(seal(output[MATERIAL_BYTES:], label, label_ad))
-        return b"".join(tag_materials), b"".join(materials), b"".join(sealed)
+            label_keys.append(output[MATERIAL_BYTES:])
+        return b"".join(tag_materials), b"".join(materials), b"".join(sealed), b"".join(label_keys)
 
     def cardinality_materials(self, scalar: bytes, packed: bytes, domain: bytes) -> bytes:
         out = []
@@ -159,7 +161,7 @@ class _NativeModule(Protocol):
     def blind_evaluate(self, key: bytes, packed: bytes, /) -> bytes: ...
     def finalize(self, data: bytes, lengths: bytes, blinds: bytes, evaluated: bytes, /) -> bytes: ...
     def epoch_entries(self, key: bytes, data: bytes, lengths: bytes, elements: bytes, labels: bytes,
-                      label_lengths: bytes, domain: bytes, label_ad: bytes, /) -> tuple[bytes, bytes, bytes]: ...
+                      label_lengths: bytes, domain: bytes, label_ad: bytes, /) -> tuple[bytes, bytes, bytes, bytes]: ...
     def cardinality_materials(self, scalar: bytes, packed: bytes, domain: bytes, /) -> bytes: ...
 
 
@@ -214,7 +216,7 @@ class NativeBackend:
             raise InputError(_INPUT_REASONS[exc.args[1]]) from None
 
     def epoch_entries(self, key: bytes, values: Sequence[bytes], elements: bytes, labels: Sequence[bytes],
-                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes]:
+                      domain: bytes, label_ad: bytes) -> tuple[bytes, bytes, bytes, bytes]:
         try:
             return self._native.epoch_entries(key, *_packed(values), elements, *_packed(labels), domain, label_ad)
         except self._native.ElementRefused:

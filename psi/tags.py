@@ -70,8 +70,8 @@ def open_label(label_key: bytes, sealed: bytes) -> bytes | None:
 # record version (HashToGroup is most of its cost); a new key epoch needs only the second part.
 KeyInput = tuple[str, str, bytes, bytes, bytes]
 """(record id, rule id, match key, HashToGroup(match key), the record's label)"""
-EpochEntry = tuple[str, str, bytes, bytes, bytes]
-"""(record id, rule id, tag material, cardinality material, sealed label) for one key epoch"""
+EpochEntry = tuple[str, str, bytes, bytes, bytes, bytes]
+"""(record id, rule id, tag material, cardinality material, sealed label, label key) for one key epoch"""
 
 
 def key_inputs(records: list[Record], profile: Profile) -> list[KeyInput]:
@@ -92,7 +92,7 @@ def epoch_entries(inputs: list[KeyInput], key: bytes) -> list[EpochEntry]:
     makes the entries whole, so that only slicing is left here per key (the native core does the rest
     with the GIL released).
     """
-    materials, cardinality, sealed = backend.active().epoch_entries(
+    materials, cardinality, sealed, label_keys = backend.active().epoch_entries(
         key, [value for _, _, value, _, _ in inputs], b"".join(element for _, _, _, element, _ in inputs),
         [label for _, _, _, _, label in inputs], CARDINALITY_DOMAIN, _LABEL_AD)
     out: list[EpochEntry] = []
@@ -100,7 +100,7 @@ def epoch_entries(inputs: list[KeyInput], key: bytes) -> list[EpochEntry]:
     for i, (record_id, rule_id, _, _, label) in enumerate(inputs):
         start, end = end, end + len(label) + backend.SEAL_OVERHEAD
         out.append((record_id, rule_id, materials[i * m:(i + 1) * m], cardinality[i * m:(i + 1) * m],
-                    sealed[start:end]))
+                    sealed[start:end], label_keys[i * m:(i + 1) * m]))
     return out
 
 

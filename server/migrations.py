@@ -90,9 +90,14 @@ def _to_1(db: sqlite3.Connection) -> None:
         db.execute(statement)
 
 
+def _to_2(db: sqlite3.Connection) -> None:
+    """Entries keep their label key (the OPRF output's second half) for bulk mode; NULL in entries made before."""
+    db.execute("ALTER TABLE entries ADD COLUMN label_key BLOB")
+
+
 Migration = Callable[[sqlite3.Connection], None]
 # Migration n (1-based) takes a store from user_version n-1 to n. Append only; never edit a released one.
-MIGRATIONS: tuple[Migration, ...] = (_to_1,)
+MIGRATIONS: tuple[Migration, ...] = (_to_1, _to_2)
 
 
 def _schema_version(db: sqlite3.Connection, path: Path, known: int) -> int:

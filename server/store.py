@@ -32,12 +32,14 @@ _STAGING = """
 CREATE TEMP TABLE staged_records (record_id TEXT NOT NULL, data TEXT NOT NULL);
 CREATE TEMP TABLE staged_keys (record_id TEXT, rule_id TEXT, value BLOB, element BLOB, label BLOB);  -- KeyInput
 CREATE TEMP TABLE staged_entries (record_id TEXT, rule_id TEXT, tag_material BLOB,  -- EpochEntry
-                                  cardinality_material BLOB, sealed_label BLOB);
+                                  cardinality_material BLOB, sealed_label BLOB, label_key BLOB);
 """
 _STAGE = {"staged_records": "INSERT INTO temp.staged_records VALUES (?, ?)",
           "staged_keys": "INSERT INTO temp.staged_keys VALUES (?, ?, ?, ?, ?)",
-          "staged_entries": "INSERT INTO temp.staged_entries VALUES (?, ?, ?, ?, ?)"}
+          "staged_entries": "INSERT INTO temp.staged_entries VALUES (?, ?, ?, ?, ?, ?)"}
 _INPUT_COLUMNS = "SELECT record_id, rule_id, value, element, label"  # a psi.tags.KeyInput
+_ENTRY_COLUMNS = "record_id, epoch, rule_id, tag_material, cardinality_material, sealed_label, version, label_key"
+_INSERT_ENTRIES = f"INSERT INTO entries ({_ENTRY_COLUMNS})"
 _LACKING = ("FROM match_keys AS m WHERE NOT EXISTS "  # match keys with no entry in one epoch
             "(SELECT 1 FROM entries AS e WHERE e.record_id = m.record_id AND e.epoch = ?)")
 _ALL_KEYS = "FROM match_keys AS m WHERE true"
@@ -71,9 +73,9 @@ def _next_version(db: sqlite3.Connection) -> int:
 
 
 def _write_entries(db: sqlite3.Connection, epoch: int, version: int, entries: Sequence[EpochEntry]) -> None:
-    db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   [(rid, epoch, rule, material, cmaterial, sealed, version)
-                    for rid, rule, material, cmaterial, sealed in entries])
+    db.executemany(_INSERT_ENTRIES + " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   [(rid, epoch, rule, material, cmaterial, sealed, version, label_key)
+                    for rid, rule, material, cmaterial, sealed, label_key in entries])
 
 
 def _publish(db: sqlite3.Connection, version: int) -> None:
@@ -313,8 +315,9 @@ class Store:
                 db.execute("INSERT INTO records SELECT record_id, data FROM staged_records WHERE true ORDER BY rowid "
                            "ON CONFLICT(record_id) DO UPDATE SET data=excluded.data")
                 db.execute("INSERT INTO match_keys SELECT * FROM staged_keys ORDER BY rowid")
-                db.execute("INSERT INTO entries SELECT record_id, ?, rule_id, tag_material, cardinality_material, "
-                           "sealed_label, ? FROM staged_entries ORDER BY rowid", (key.epoch, version))
+                db.execute(_INSERT_ENTRIES + " SELECT record_id, ?, rule_id, "  # noqa: S608 (fixed clauses)
+                           "tag_material, cardinality_material, sealed_label, ?, label_key FROM staged_entries "
+                           "ORDER BY rowid", (key.epoch, version))
                 _publish(db, version)
                 if op_id is not None:
                     self.mark_operation(db, op_id, IMPORT_OPERATION)

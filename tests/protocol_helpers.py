@@ -17,8 +17,8 @@ def snapshot_for(key: bytes, records: Sequence[Record], profile: Profile = EXACT
                  limits: Limits = Limits()) -> TagSnapshot:
     entries = [entry for _, entry in tags.prepare_records(list(records), key, profile)]
     length = tags.tag_length(len(entries), limits.max_query_size)
-    return build_snapshot(1, 1, length, [material for _, _, material, _, _ in entries],
-                          [sealed for *_, sealed in entries], [cmaterial for _, _, _, cmaterial, _ in entries])
+    return build_snapshot(1, 1, length, [material for _, _, material, _, _, _ in entries],
+                          [sealed for *_, sealed, _ in entries], [cmaterial for _, _, _, cmaterial, _, _ in entries])
 
 
 def parameters_for(snapshot: TagSnapshot, list_size: int, profile: Profile = EXACT_PROFILE,

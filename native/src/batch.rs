@@ -15,6 +15,8 @@ use crate::oprf::{
 };
 use crate::seal::{self, SEAL_OVERHEAD};
 
+/// Bytes of a label key: the output's half after the tag material.
+const LABEL_KEY_BYTES: usize = OUTPUT_BYTES - MATERIAL_BYTES;
 /// Elements per rayon task: enough to outweigh the task's overhead (a multiplication is ~30 us).
 const MIN_TASK: usize = 16;
 /// Blinds inverted together (Montgomery's trick) by one task.
@@ -220,6 +222,8 @@ pub struct Entries {
     pub tag_materials: Vec<u8>,
     pub cardinality_materials: Vec<u8>,
     pub sealed_labels: Vec<u8>,
+    /// The second half of each output, kept so that bulk mode can hand it to a client that holds the key.
+    pub label_keys: Vec<u8>,
 }
 
 /// Evaluate on the server's own inputs and their stored HashToGroup elements, then what psi/tags.py
@@ -249,6 +253,7 @@ pub fn epoch_entries(
         tag_materials: vec![0u8; n * MATERIAL_BYTES],
         cardinality_materials: vec![0u8; n * MATERIAL_BYTES],
         sealed_labels: vec![0u8; labels.data.len() + n * SEAL_OVERHEAD],
+        label_keys: vec![0u8; n * LABEL_KEY_BYTES],
     };
     let mut sealed = Vec::with_capacity(n);
     let mut rest = entries.sealed_labels.as_mut_slice();
@@ -262,10 +267,11 @@ pub fn epoch_entries(
             .tag_materials
             .par_chunks_mut(MATERIAL_BYTES)
             .zip(entries.cardinality_materials.par_chunks_mut(MATERIAL_BYTES))
+            .zip(entries.label_keys.par_chunks_mut(LABEL_KEY_BYTES))
             .zip(sealed)
             .enumerate()
             .with_min_len(MIN_TASK)
-            .filter_map(|(i, ((tag, cardinality), sealed))| {
+            .filter_map(|(i, (((tag, cardinality), kept_key), sealed))| {
                 let (output, evaluated) =
                     match oprf::evaluate_element(&key, inputs.get(i), element(elements, i)) {
                         Ok(both) => both,
@@ -274,6 +280,7 @@ pub fn epoch_entries(
                 let output = Zeroizing::new(output); // its second half is the label's key
                 let (material, label_key) = output.split_at(MATERIAL_BYTES);
                 tag.copy_from_slice(material);
+                kept_key.copy_from_slice(label_key);
                 cardinality.copy_from_slice(&oprf::cardinality_material(domain, &evaluated));
                 seal::seal(
                     label_key.try_into().expect("the output's second half"),

@@ -137,6 +137,7 @@ mod python {
         Bound<'py, PyBytes>,
         Bound<'py, PyBytes>,
         Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
     )> {
         let entries = py
             .allow_threads(|| {
@@ -154,6 +155,7 @@ mod python {
             PyBytes::new(py, &entries.tag_materials),
             PyBytes::new(py, &entries.cardinality_materials),
             PyBytes::new(py, &entries.sealed_labels),
+            PyBytes::new(py, &entries.label_keys),
         ))
     }
 

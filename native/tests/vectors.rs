@@ -97,10 +97,14 @@ fn rfc9497_oprf_through_the_batch_calls() {
         b"ad",
     )
     .unwrap();
-    let (tag_materials, sealed_labels) = expected_entries(&field("output"), &labels, b"ad");
+    let expected = expected_entries(&field("output"), &labels, b"ad");
     assert_eq!(
-        (&entries.tag_materials, &entries.sealed_labels),
-        (&tag_materials, &sealed_labels)
+        (
+            &entries.tag_materials,
+            &entries.sealed_labels,
+            &entries.label_keys
+        ),
+        (&expected.0, &expected.1, &expected.2)
     );
     assert_eq!(
         batch::cardinality_materials(&key, &elements, b"domain").unwrap(),
@@ -109,7 +113,12 @@ fn rfc9497_oprf_through_the_batch_calls() {
 }
 
 /// Epoch entries' tag materials and sealed labels from whole outputs, one at a time.
-fn expected_entries(outputs: &[Vec<u8>], labels: &[Vec<u8>], ad: &[u8]) -> (Vec<u8>, Vec<u8>) {
+/// (tag materials, sealed labels, label keys) as psi/tags.py makes them from the outputs.
+fn expected_entries(
+    outputs: &[Vec<u8>],
+    labels: &[Vec<u8>],
+    ad: &[u8],
+) -> (Vec<u8>, Vec<u8>, Vec<u8>) {
     let mut sealed = Vec::new();
     for (output, label) in outputs.iter().zip(labels) {
         let mut one = vec![0u8; label.len() + SEAL_OVERHEAD];
@@ -119,6 +128,7 @@ fn expected_entries(outputs: &[Vec<u8>], labels: &[Vec<u8>], ad: &[u8]) -> (Vec<
     (
         outputs.iter().flat_map(|o| o[..32].to_vec()).collect(),
         sealed,
+        outputs.iter().flat_map(|o| o[32..].to_vec()).collect(),
     )
 }
 
@@ -215,10 +225,9 @@ fn blinding_and_unblinding_cancel_out_across_parallel_chunks() {
     )
     .unwrap();
     let outputs: Vec<Vec<u8>> = outputs.chunks(64).map(<[u8]>::to_vec).collect();
-    let (tag_materials, sealed_labels) = expected_entries(&outputs, &labels, b"ad");
     assert_eq!(
-        (entries.tag_materials, entries.sealed_labels),
-        (tag_materials, sealed_labels)
+        (entries.tag_materials, entries.sealed_labels, entries.label_keys),
+        expected_entries(&outputs, &labels, b"ad")
     );
 }
 

@@ -54,10 +54,10 @@ def test_labels_open_only_with_the_right_key() -> None:
     key = oprf.generate_key()
     match_key = EXACT_PROFILE.match_keys(Record("1", "Ann", PartialDate(1990), reference="r"))[0]
     label = tags.encode_label("REF-1", "arrest")
-    [(_, _, tag_material, _, sealed)] = tags.epoch_entries(
+    [(_, _, tag_material, _, sealed, kept_key)] = tags.epoch_entries(
         [("1", "rule", match_key.value, oprf.input_element(match_key.value), label)], key)
     material, label_key = tags.split_output(oprf.evaluate(key, match_key.value))
-    assert material == tag_material
+    assert (material, label_key) == (tag_material, kept_key)
     assert tags.decode_label(tags.open_label(label_key, sealed) or b"") == ("REF-1", "arrest")
     assert tags.open_label(bytes(32), sealed) is None
     tampered = sealed[:-1] + bytes([sealed[-1] ^ 1])

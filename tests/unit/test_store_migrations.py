@@ -77,10 +77,11 @@ def test_previous_release_store_survives_migration(v0: Path) -> None:
     store = Store(v0)
     try:
         assert store.query("PRAGMA user_version") == [(CURRENT,)]
-        for table in set(_TABLES) - {"requests"}:
+        for table in set(_TABLES) - {"requests", "entries"}:
             assert sorted(store.query(f"SELECT * FROM {table}")) == before[table], table
-        # Request ids keep their partner and id; their epoch is unknown (NULL).
-        assert sorted(store.query("SELECT * FROM requests")) == [(*row, None) for row in before["requests"]]
+        # Request ids keep their partner and id; their epoch is unknown (NULL). Entries lack label keys.
+        for table in ("requests", "entries"):
+            assert sorted(store.query(f"SELECT * FROM {table}")) == [(*row, None) for row in before[table]], table
         assert store.query("SELECT name FROM sqlite_master WHERE type='trigger'") == []
         assert store.key_epochs() == [] and store.current_key_epoch() is None  # filled from the key file by the caller
 
@@ -163,7 +164,7 @@ def test_older_store_without_version_columns_is_migrated(tmp_path: Path) -> None
     db.close()
     store = Store(path)
     try:
-        assert store.query("SELECT * FROM entries") == [("r1", 1, "doc", b"\x01", b"\x02", b"\x03", 0)]
+        assert store.query("SELECT * FROM entries") == [("r1", 1, "doc", b"\x01", b"\x02", b"\x03", 0, None)]
         assert store.query("SELECT * FROM removed") == [(1, 2, b"\x04", b"\x05", b"\x06", 0)]
         assert store.query("SELECT name FROM sqlite_master WHERE type='trigger'") == []
         assert store.list_version == 3 and store.query("PRAGMA user_version") == [(CURRENT,)]

@@ -68,9 +68,11 @@ def test_key_parameters_and_published_tags(t: dict[str, Any]) -> None:
     prepared = tags.prepare_records(records, key, EXACT_PROFILE)
     entries = server["entries"]
     assert [(i[0], i[1], i[2].hex()) for i, _ in prepared] == [(e["record_id"], e["rule"], e["key"]) for e in entries]
-    for ((_, _, value, _, label), (_, _, material, cmaterial, sealed)), e in zip(prepared, entries, strict=True):
+    for ((_, _, value, _, label), (_, _, material, cmaterial, sealed, label_key)), e in zip(prepared, entries,
+                                                                                            strict=True):
         output = oprf.evaluate(key, value)
         assert (output.hex(), output[32:].hex(), label.hex()) == (e["output"], e["label_key"], e["label"])
+        assert label_key == output[32:]
         assert (material.hex(), cmaterial.hex(), sealed.hex()) == (e["output"][:64], e["cardinality_material"],
                                                                   e["sealed_label"])
     p = t["parameters"]
@@ -79,8 +81,8 @@ def test_key_parameters_and_published_tags(t: dict[str, Any]) -> None:
     assert p["tag_length"] == tags.tag_length(p["tag_count"], p["limits"]["max_query_size"])
     assert (p["tag_count"], p["list_size"]) == (len(entries), len(records))
     length = p["tag_length"]
-    snap = build_snapshot(1, 1, length, [m for _, (_, _, m, _, _) in prepared],
-                          [s for _, (*_, s) in prepared], [c for _, (_, _, _, c, _) in prepared])
+    snap = build_snapshot(1, 1, length, [m for _, (_, _, m, _, _, _) in prepared],
+                          [s for _, (*_, s, _) in prepared], [c for _, (_, _, _, c, _, _) in prepared])
     assert snap.tags.hex() == "".join(server["intersection_tags"])
     assert [s.hex() for s in snap.labels] == server["intersection_labels"]
     assert snap.cardinality_tags.hex() == "".join(server["cardinality_tags"])
