@@ -26,6 +26,8 @@ from importlib.metadata import version
 
 from anyascii import anyascii
 
+from psi.spelling import code_group, corrected, known_name, variant_group
+
 # The versions that shape keys, folded into the profile hash (docs/matching.md, "Profile hash"):
 # Unicode's tables (NFKC, case folding, white space, alphanumerics) come with CPython.
 UNICODE_VERSION = unicodedata.unidata_version
@@ -57,6 +59,7 @@ KOREAN_FAMILY = {
 # at every capital: anyascii writes these syllables capitalised and joined ("WangXiaoMing", "ISunSin").
 CJK_FIRST, CJK_LAST = "\u2e80", "\ud7af"
 _CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_LATIN_WORD = re.compile(r"[A-Za-z]+")
 _CAMEL_CJK = re.compile(r"(?<=[a-z])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")  # ISunSin: one-letter syllables
 _MARKS = re.compile(r"['`\u02bc\u02bb\u2019]")  # apostrophes and the ayn/hamza marks of transliterations
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -101,7 +104,8 @@ def _words(text: str) -> tuple[list[str], set[str]]:
         latin = _CAMEL_CJK.sub(" ", latin, count=1)
     pieces = {_NON_ALNUM.sub("", piece) for piece in latin.lower().split()}  # before McDonald, XiuYun split
     if not cjk:
-        latin = _CAMEL.sub(" ", latin)
+        # McDonald, DeVito; not a word that starts in lower case (a slip before the capital: sSara)
+        latin = _LATIN_WORD.sub(lambda m: _CAMEL.sub(" ", m[0]) if m[0][0].isupper() else m[0], latin)
     return [w for w in _NON_ALNUM.split(latin.lower()) if w], pieces
 
 
@@ -123,7 +127,7 @@ def _compounds(words: list[str]) -> list[str]:
         elif word in ARTICLES and i + 1 < len(words) and words[i + 1] in COMPOUND_TAILS and out:
             i += 1
             continue
-        if len(words) > 1:  # an article written attached (Almasri, Elsayed), wherever the word stands
+        if len(words) > 1 and not known_name(word):  # an article attached (Almasri, Elsayed), not Allison
             word = _ATTACHED_ARTICLE.sub("", word)
         joined = _ABD_JOINED.match(word)
         if joined:
@@ -141,8 +145,8 @@ def _strip_particles(words: list[str], pieces: set[str]) -> list[str]:
     for i, word in enumerate(words):
         chain_start = i == 0 and n > 2 and words[1] in PARTICLES
         between = 0 < i < n - 1
-        if word in ARABIC_ARTICLES and i < n - 1:
-            continue  # the Arabic article, written apart, before another word
+        if word in ARABIC_ARTICLES and i < n - 1 and n > 2:
+            continue  # the Arabic article, written apart, before another word (Al Bryant: a given name)
         if word in PARTICLES and word in pieces and (between or chain_start):  # not a syllable (Wei BinGang)
             continue
         kept.append(word)
@@ -242,3 +246,70 @@ def has_vowels(token: str) -> bool:
 
 def consonant_count(code: str) -> int:
     return len(re.sub(r"[aeiouy~^=:]", "", code.rsplit(":", maxsplit=1)[-1]))
+
+
+def word_code(token: str) -> str:
+    """The name code of a word, or its letters when two known names share that code (Kathe/Kathy).
+
+    A code may merge any number of unknown spellings with at most one known name: different real
+    names never meet through it.
+    """
+    code = name_code(token)
+    if known_name(token):
+        group = variant_group(token)
+    else:  # an unknown spelling: the one group with its code, else the group of the name it is a slip of
+        group = code_group(code)
+        fixed = corrected(token)
+        if group is None and fixed != token and name_code(fixed) == code:
+            group = variant_group(fixed)  # Husain: Hussain's group (Hussein), not Husen's or Hosseini's
+    return code if group is None else "=" + group
+
+
+# Greek script, read two ways (a Greek-script name yields both): ELOT 743, which Greek passports
+# use (ου ou, υ y, η i, μπ mp, ντ nt, γκ gk), and the phonetic spelling older documents and other
+# countries' officials write (αι e, ει/οι/υ/η i, μπ b, ντ d, γκ g; γ as y before e and i at the start).
+# anyascii's own reading (ου as "oy") matches neither.
+_GREEK_COMMON = {
+    "ου": "ou", "γγ": "ng", "γξ": "nx", "γχ": "nch", "α": "a", "β": "v", "γ": "g", "δ": "d", "ε": "e", "ζ": "z",
+    "η": "i", "θ": "th", "ι": "i", "κ": "k", "λ": "l", "μ": "m", "ν": "n", "ξ": "x", "ο": "o", "π": "p", "ρ": "r",
+    "σ": "s", "ς": "s", "τ": "t", "φ": "f", "χ": "ch", "ψ": "ps", "ω": "o",
+}
+_GREEK_ELOT = {**_GREEK_COMMON, "αυ": "av", "ευ": "ev", "υ": "y", "μπ": "mp", "ντ": "nt", "γκ": "gk"}
+_GREEK_PHONETIC = {**_GREEK_COMMON, "αι": "e", "ει": "i", "οι": "i", "υι": "i", "αυ": "av", "ευ": "ev", "υ": "i",
+                   "μπ": "b", "ντ": "d", "γκ": "g"}
+_GREEK = re.compile(r"[\u0370-\u03ff\u1f00-\u1fff]")
+
+
+def _greek(text: str, table: dict[str, str], *, initial_y: bool) -> str:
+    plain = "".join(c for c in unicodedata.normalize("NFD", text.casefold()) if not unicodedata.combining(c))
+    out, i = [], 0
+    while i < len(plain):
+        start = i == 0 or not plain[i - 1].isalpha()
+        if initial_y and start and plain[i] == "γ" and plain[i + 1:i + 2] in ("ε", "ι", "η", "υ"):
+            out.append("y")
+            i += 1
+        elif plain[i:i + 2] in table:
+            out.append(table[plain[i:i + 2]])
+            i += 2
+        else:
+            out.append(table.get(plain[i], plain[i]))
+            i += 1
+    return "".join(out)
+
+
+def readings(text: str) -> list[str]:
+    """The ways a name is read into Latin before `name_tokens`: itself, or two for Greek script."""
+    if not _GREEK.search(text):
+        return [text]
+    return [_greek(text, _GREEK_ELOT, initial_y=False), _greek(text, _GREEK_PHONETIC, initial_y=True)]
+
+
+def token_lists(text: str) -> list[list[str]]:
+    """`name_tokens` of each reading of a name (one, or two for Greek script), without empty ones."""
+    out: list[list[str]] = []
+    for reading in readings(text):
+        tokens = name_tokens(reading)
+        if tokens and tokens not in out:
+            out.append(tokens)
+    return out
+

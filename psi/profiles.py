@@ -24,12 +24,13 @@ from psi.normalize import (
     consonant_count,
     has_vowels,
     min_rotation,
-    name_code,
-    name_tokens,
     skeleton,
+    token_lists,
     two_part_readings,
+    word_code,
 )
 from psi.records import IdentityDocument, PartialDate, Record
+from psi.spelling import corrected, corrections, name_words_version
 
 _KEY_DOMAIN = b"psi-match-key-v1"
 
@@ -178,7 +179,7 @@ class Profile:
 
 def _names(record: Record) -> list[list[str]]:
     """The tokens of the record's name and of each alias (any script, see psi.normalize)."""
-    return [t for t in (name_tokens(n) for n in record.names) if t]
+    return [t for n in record.names for t in token_lists(n)]
 
 
 def _full_date(record: Record) -> str | None:
@@ -186,8 +187,25 @@ def _full_date(record: Record) -> str | None:
     d = record.birth_date
     if d is None or d.day is None or d.month is None:
         return None
-    low, high = sorted((d.month, d.day))
-    return f"{d.year:04d}|{low:02d}|{high:02d}"
+    century, decade = divmod(d.year, 100)
+    low, high = sorted(_digits_sorted(n) for n in (d.month, d.day))
+    return f"{century:02d}{_digits_sorted(decade)}|{low}|{high}"
+
+
+_DATE = "century, digit-sorted(yy), sorted(digit-sorted(month), digit-sorted(day))"
+
+
+def _digits_sorted(number: int) -> str:
+    """Two digits in ascending order: a transposition (85/58, 12/21, 10/01) gives one form."""
+    return "".join(sorted(f"{number:02d}"))
+
+
+def _corrected_readings(tokens: list[str], limit: int = 2) -> list[list[str]]:
+    """The tokens with each unknown word read as the known name(s) it is a slip of (psi.spelling)."""
+    out: list[list[str]] = [[]]
+    for word in tokens:
+        out = [[*done, fixed] for done in out for fixed in corrections(word)]
+    return out if len(out) <= limit else [[corrected(w) for w in tokens]]
 
 
 @dataclass(frozen=True)
@@ -196,11 +214,12 @@ class NameBirthDate:
 
     rule_id: str = "name-dob"
     strength: Strength = Strength.MEDIUM
-    definition: str = "two_part_readings(name_tokens(name|alias)) | year, sorted(month, day)"
+    definition: str = "two_part_readings(corrections(token_lists(name|alias))) | " + _DATE
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
-        return sorted({(reading, date) for t in _names(record) for reading in two_part_readings(t)}) if date else []
+        return sorted({(reading, date) for t in _names(record) for fixed in _corrected_readings(t)
+                       for reading in two_part_readings(fixed)}) if date else []
 
 
 _MIN_CODE_CONSONANTS = 4  # a medium code key needs at least this many consonants over two or more words
@@ -212,8 +231,8 @@ class NameCodeBirthDate:
 
     rule_id: str = "code-dob"
     strength: Strength = Strength.MEDIUM
-    definition: str = (f"min_rotation(name_code(name_tokens(name|alias))), not CJK script, >=2 words with vowels, "
-                       f">={_MIN_CODE_CONSONANTS} consonants | year, sorted(month, day)")
+    definition: str = (f"min_rotation(word_code(token_lists(name|alias))), not CJK script, >=2 words, one with vowels, "
+                       f">={_MIN_CODE_CONSONANTS} consonants | {_DATE}")
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
@@ -222,9 +241,9 @@ class NameCodeBirthDate:
         parts = set()
         # A CJK-script name is left to name-dob: its reading writes every vowel, and folding them into
         # classes merges different syllables (미영 Miyeong / 미정 Mijeong, 骆 Luo / 陆 Lu).
-        for tokens in (name_tokens(n) for n in record.names if not cjk_script(n)):
-            codes = [name_code(t) for t in tokens]
-            if (len(codes) >= 2 and all(map(has_vowels, tokens))
+        for tokens in (t for n in record.names if not cjk_script(n) for t in token_lists(n)):
+            codes = [word_code(t) for t in tokens]
+            if (len(codes) >= 2 and any(map(has_vowels, tokens))
                     and sum(map(consonant_count, codes)) >= _MIN_CODE_CONSONANTS):
                 parts.add((" ".join(min_rotation(codes)), date))
         return sorted(parts)
@@ -240,7 +259,7 @@ class SkeletonBirthDate:
 
     rule_id: str = "skeleton-dob"
     strength: Strength = Strength.WEAK
-    definition: str = "sorted(skeleton(name_tokens(name|alias))) | year, sorted(month, day)"
+    definition: str = "sorted(skeleton(token_lists(name|alias))) | " + _DATE
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
@@ -257,7 +276,7 @@ class SkeletonDropOneBirthDate:
 
     rule_id: str = "skeleton-drop-one-dob"
     strength: Strength = Strength.WEAK
-    definition: str = "for each i sorted(skeletons without word i), >=2 words | year, sorted(month, day)"
+    definition: str = "for each i sorted(skeletons without word i), >=2 words | " + _DATE
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
@@ -277,7 +296,7 @@ class SkeletonBirthYear:
 
     rule_id: str = "skeleton-year"
     strength: Strength = Strength.WEAK
-    definition: str = "sorted(skeleton(name_tokens(name|alias))) | birth year"
+    definition: str = "sorted(skeleton(token_lists(name|alias))) | birth year"
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         if record.birth_date is None:
@@ -329,5 +348,6 @@ GOLDEN_RECORDS: tuple[Record, ...] = (
 EXACT_PROFILE = Profile("exact/1", (DocumentNumber(), ExactNameBirthDate()), (("unicode", UNICODE_VERSION),))
 STANDARD_PROFILE = Profile("standard/2", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
                                           SkeletonDropOneBirthDate(), SkeletonBirthYear()),
-                           (("unicode", UNICODE_VERSION), ("anyascii", ANYASCII_VERSION)))
+                           (("unicode", UNICODE_VERSION), ("anyascii", ANYASCII_VERSION),
+                            ("name-words", name_words_version())))
 PROFILES: dict[str, Profile] = {p.profile_id: p for p in (EXACT_PROFILE, STANDARD_PROFILE)}

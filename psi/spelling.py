@@ -1,0 +1,203 @@
+"""Known-name spelling correction for the medium rules of `standard/2`.
+
+A mistyped word is, almost always, not a name anyone is called: `Marvni`, `Gabirel`, `Kowalksi`.
+Two distinct real names one letter apart (`Martin`/`Marvin`, `Janet`/`Janett`, `Kathe`/`Kathy`) are
+different people. So the medium rules fold a word only when it is *not* a known name and exactly
+one known name lies one edit away (substitution, insertion, deletion, adjacent transposition, or
+an OCR confusion such as `rn`/`m`): a known name is never changed, and two known names never meet
+through this step.
+
+The known names are `psi/data/name_words.txt`: every given and family name of every locale of the
+Faker package's person provider (public name statistics per country, MIT licence), read as
+`psi.normalize` reads names, one word a line with how many locales list it, its variant group
+(spelling variants of one name share a name symbol in rigour's Wikidata-derived name data:
+Omar/Umar, not Kathe/Kathy) and whether it is a Chinese or Korean syllable.
+`benchmarks/data/make_name_words.py` rebuilds it; the first 16 hex digits of its SHA-256 enter the
+profile hash (`name_words_version`), so nodes with different lists refuse each other instead of
+silently missing hits. docs/matching.md section 5.4 defines every step.
+
+Why by hand: jellyfish and rapidfuzz give distances, not a dictionary lookup by edit neighbourhood;
+symspellpy does that but ships an English word-frequency list, not names. The symmetric-delete index
+below is a few lines.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from functools import cache, lru_cache
+from importlib.resources import files
+
+_MIN_LENGTH = 4  # shorter words have too many one-edit neighbours to correct safely
+# OCR and handwriting confusions read either way (after lower-casing): one or two letters for one.
+_OCR = (("rn", "m"), ("cl", "d"), ("vv", "w"), ("li", "h"), ("ri", "n"), ("l", "i"), ("c", "e"), ("o", "c"),
+        ("h", "b"), ("u", "v"), ("n", "h"))
+
+
+@cache
+def _raw() -> bytes:
+    return files("psi").joinpath("data", "name_words.txt").read_bytes()
+
+
+def name_words_version() -> str:
+    """The first 16 hex digits of the SHA-256 of the known-name list (pinned in the profile hash)."""
+    return hashlib.sha256(_raw()).hexdigest()[:16]
+
+
+@cache
+def _words() -> dict[str, tuple[int, str, str]]:
+    """Each listed word -> (locales that list it, its code-dob reading or "-", flags: s = CJK syllable)."""
+    out = {}
+    for line in _raw().decode().splitlines():
+        word, locales, reading, _, flags = line.split()
+        out[word] = (int(locales), reading, flags)
+    return out
+
+
+@cache
+def _code_groups() -> dict[str, frozenset[str]]:
+    """Name code -> the variant groups of the known names that share it (two or more)."""
+    groups: dict[str, set[str]] = {}
+    for line in _raw().decode().splitlines():
+        _, _, reading, code, _ = line.split()
+        if reading != "-":
+            groups.setdefault(code, set()).add(reading)
+    return {code: frozenset(g) for code, g in groups.items()}
+
+
+def code_group(code: str) -> str | None:
+    """The one variant group of known names with this shared code, None if none or several."""
+    groups = _code_groups().get(code, frozenset())
+    return next(iter(groups)) if len(groups) == 1 else None
+
+
+@cache
+def _syllables() -> frozenset[str]:
+    return frozenset(word for word, (_, _, flags) in _words().items() if "s" in flags)
+
+
+def cjk_syllables(word: str) -> bool:
+    """True if the word is a run of romanised Chinese or Korean name syllables (Sunsin, Xiaoming)."""
+    syllables = _syllables()
+    ends = {0}
+    for end in range(1, len(word) + 1):
+        if any(word[start:end] in syllables for start in ends if end - start <= 6):
+            ends.add(end)
+    return len(word) in ends
+
+
+def known_names() -> Iterable[str]:
+    return iter(_words())
+
+
+def known_name(word: str) -> bool:
+    return word in _words() and _words()[word][0] > 0
+
+
+def variant_group(word: str) -> str | None:
+    """For a known name whose name code another known name shares (Kathe/Kathy, Omar/Umar): the first
+    spelling of its group of variants of one name (Omar for Umar; Kathe and Kathy differ). Else None."""
+    reading = _words().get(word, (0, "-", ""))[1]
+    return None if reading == "-" else reading
+
+
+def _ocr_variants(word: str) -> set[str]:
+    out = set()
+    for x, y in _OCR:
+        for src, dst in ((x, y), (y, x)):
+            start = word.find(src)
+            while start != -1:
+                out.add(word[:start] + dst + word[start + len(src):])
+                start = word.find(src, start + 1)
+    return out
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def _edits(word: str) -> set[str]:
+    """Every string one deletion, transposition, substitution or insertion from the word."""
+    splits = [(word[:i], word[i:]) for i in range(len(word) + 1)]
+    out = {a + b[1:] for a, b in splits if b}
+    out.update(a + b[1] + b[0] + b[2:] for a, b in splits if len(b) > 1)
+    out.update(a + ch + b[1:] for a, b in splits if b for ch in _LETTERS)
+    out.update(a + ch + b for a, b in splits for ch in _LETTERS)
+    out.discard(word)
+    return out
+
+
+def candidates(word: str) -> list[str]:
+    """The known names one edit (or one OCR confusion) from an unknown word, sorted; [] for a known word."""
+    words = _words()
+    if word in words or len(word) < _MIN_LENGTH or cjk_syllables(word):
+        return []
+    return sorted(w for w in _edits(word) | _ocr_variants(word) if words.get(w, (0,))[0] > 0)
+
+
+_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
+_KEY_AT = {ch: (r, c) for r, row in enumerate(_ROWS) for c, ch in enumerate(row)}
+_VOWEL_LETTERS = frozenset("aeiouy")
+
+
+def _near(a: str, b: str) -> bool:
+    """Keys that touch on a QWERTY keyboard (QWERTZ and AZERTY move few letters)."""
+    (ra, ca), (rb, cb) = _KEY_AT.get(a, (9, 0)), _KEY_AT.get(b, (-9, 0))
+    return abs(ra - rb) <= 1 and abs(ca + ra / 2 - cb - rb / 2) <= 1
+
+
+def slip_weight(typed: str, name: str) -> float:
+    """How likely a person typing `name` writes `typed` (one edit apart): a noisy-channel weight.
+
+    Slips of the hand dominate real typing errors (Damerau 1964; Kukich 1992): a neighbouring key,
+    two letters swapped, a doubled letter dropped or added. The first letter is rarely wrong.
+    """
+    if (typed, name) in _OCR_PAIRS or _ocr_pair(typed, name):
+        weight = 1.0
+    elif len(typed) == len(name):
+        i = next(k for k in range(len(name)) if typed[k] != name[k])
+        swapped = i + 1 < len(name) and typed[i] == name[i + 1] and typed[i + 1] == name[i]
+        vowels = typed[i] in _VOWEL_LETTERS and name[i] in _VOWEL_LETTERS  # a spelling slip (Husain/Hosain)
+        weight = 1.0 if swapped or _near(typed[i], name[i]) else 0.5 if vowels else 0.1
+    elif len(typed) < len(name):  # a letter left out
+        i = next((k for k in range(len(typed)) if typed[k] != name[k]), len(typed))
+        weight = 1.0 if (i > 0 and name[i] == name[i - 1]) or (i + 1 < len(name) and name[i] == name[i + 1]) else 0.5
+    else:  # a letter added
+        i = next((k for k in range(len(name)) if typed[k] != name[k]), len(name))
+        around = typed[i - 1:i] + typed[i + 1:i + 2]
+        weight = 1.0 if any(ch == typed[i] or _near(ch, typed[i]) for ch in around) else 0.3
+    return weight * (0.3 if typed[:1] != name[:1] else 1.0)
+
+
+_OCR_PAIRS: frozenset[tuple[str, str]] = frozenset()
+
+
+def _ocr_pair(typed: str, name: str) -> bool:
+    return typed in _ocr_variants(name)
+
+
+def ranked(word: str) -> list[tuple[float, str]]:
+    """The candidates, best first: slip weight times (1 + the number of locales that list the name)."""
+    words = _words()
+    return sorted(((slip_weight(word, c) * (1 + words[c][0] ** 0.5), c) for c in candidates(word)),
+                  key=lambda item: (-item[0], item[1]))
+
+
+@lru_cache(maxsize=1 << 16)
+def corrections(word: str) -> tuple[str, ...]:
+    """The known names the word is read as: itself when known or no candidate is clearly first;
+    else the best candidate, and the second too when it weighs at least half as much."""
+    found = ranked(word)
+    if not found:
+        return (word,)
+    if len(found) > 1 and found[1][0] >= found[0][0] * _SECOND:
+        if len(found) > 2 and found[2][0] >= found[0][0] * _SECOND:
+            return (word,)  # three or more readings: too unsure to fold at medium
+        return (found[0][1], found[1][1])
+    return (found[0][1],)
+
+
+_SECOND = 0.5
+
+
+def corrected(word: str) -> str:
+    return corrections(word)[0]
