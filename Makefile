@@ -16,8 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,bench]'
 	touch $(STAMP)
 
-$(NATIVE_STAMP): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs)
-	cd native && cargo test --release --locked --quiet
+$(NATIVE_STAMP): $(STAMP) native/Cargo.toml native/Cargo.lock native/pyproject.toml $(wildcard native/src/*.rs) \
+		native/bulk/Cargo.toml $(wildcard native/bulk/src/*.rs)
+	cd native && cargo test --workspace --release --locked --quiet
 	$(BIN)/python -m pip install --quiet ./native
 	touch $(NATIVE_STAMP)
 
@@ -33,7 +34,8 @@ REFERENCE_TESTS := tests/unit tests/integration/test_grpc_match.py tests/integra
 test: $(STAMP) $(if $(HAVE_CARGO),$(NATIVE_STAMP))
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
-	$(if $(HAVE_CARGO),cd native && cargo clippy --all-targets --locked --quiet -- -D warnings)
+	$(if $(HAVE_CARGO),cd native && cargo clippy --workspace --all-targets --locked --quiet -- -D warnings \
+	  && cargo clippy --features python --locked --quiet -- -D warnings)
 	for run in "$(if $(HAVE_CARGO),native,python):" $(if $(HAVE_CARGO),"python:$(REFERENCE_TESTS)"); do \
 	  backend=$${run%%:*}; tests=$${run#*:}; echo "== PSI_BACKEND=$$backend $${tests:-(all tests)}"; \
 	  PSI_BACKEND=$$backend $(BIN)/python -m pytest -q -p no:cacheprovider $$tests; rc=$$?; \
@@ -46,7 +48,19 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy psi psiwire/codec.py agency server client cli
 
-bench: $(STAMP)
+# SecretFlow's spu (the benchmark's peer) pins numpy<2 and jax<=0.4.34, against this project's numpy>=2:
+# it gets a venv of its own, run in subprocesses by benchmarks/peers/secretflow.py. `make test` never needs it.
+SPU_VENV := .venv-spu
+SPU_STAMP := $(SPU_VENV)/.installed-stamp
+# spu ships wheels for CPython 3.10 and 3.11 only: where it cannot install, the suite records its runs as skipped.
+$(SPU_STAMP): benchmarks/peers/spu-requirements.txt
+	if { test -x $(SPU_VENV)/bin/python || $(PYTHON) -m venv $(SPU_VENV); } \
+	  && $(SPU_VENV)/bin/python -m pip install --quiet --upgrade "pip>=24" \
+	  && $(SPU_VENV)/bin/python -m pip install --quiet -r benchmarks/peers/spu-requirements.txt; \
+	then touch $(SPU_STAMP); else echo "make bench: SecretFlow's spu did not install; its runs will be skipped"; fi
+
+# Ours on the native core when cargo can build it (as `make test`), beside openmined-psi and SecretFlow.
+bench: $(STAMP) $(if $(HAVE_CARGO),$(NATIVE_STAMP)) $(SPU_STAMP)
 	$(BIN)/python benchmarks/suite.py
 
 protos: $(STAMP)

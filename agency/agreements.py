@@ -2,9 +2,9 @@
 
     [partners.agency-a]
     lists = ["wanted-persons"]
-    modes = ["intersection", "cardinality"]   # or only ["cardinality"]
-    max_query_size = 100000                   # blinded elements per request
-    budget_per_epoch = 1000000                # blinded elements evaluated per key epoch
+    modes = ["intersection", "cardinality"]   # or only ["cardinality"]; "bulk" for BulkMatch
+    max_query_size = 100000                   # blinded elements per request (bulk: the client's cuckoo bins)
+    budget_per_epoch = 1000000                # blinded elements (bulk: cuckoo bins) per key epoch
     rate_per_minute = 60                      # requests (tag streams and sessions) per minute
     max_sessions = 2                          # concurrent evaluation sessions
     followup_reply_hours = 48                 # deadline to answer a follow-up request
@@ -58,7 +58,7 @@ def parse_agreements(doc: Any) -> dict[str, Agreement]:
         if not isinstance(lists, list) or not lists or not all(isinstance(x, str) for x in lists):
             raise ConfigurationError(f"{where} lists must name at least one list")
         if not isinstance(modes, list) or not modes or not set(modes) <= {m.value for m in Mode}:
-            raise ConfigurationError(f"{where} modes must be a non-empty subset of intersection, cardinality")
+            raise ConfigurationError(f"{where} modes must be a non-empty subset of intersection, cardinality, bulk")
         numbers = {k: table[k] for k in sorted(_NUMBERS) if k in table}
         for name, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:

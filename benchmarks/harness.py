@@ -21,6 +21,7 @@ from agency.config import load_config, render_config  # noqa: E402
 from cli.pki import init_pki  # noqa: E402
 from client.api import ClientTls, wait_for_node  # noqa: E402
 from psi.records import Record  # noqa: E402
+from psi.workers import WorkerPool  # noqa: E402
 from server.watchlist import import_records  # noqa: E402
 
 
@@ -59,7 +60,8 @@ def make_node(work: Path, server_records: Sequence[Record], partner_toml: str) -
                                     profile="exact/1")  # one key per name: sizes comparable to the peer's
                       + partner_toml)
     started = time.perf_counter()
-    import_records(load_config(config), server_records, "benchmark")
+    with WorkerPool() as pool:  # as `psi watchlist import` does
+        import_records(load_config(config), server_records, "benchmark", executor=pool)
     return BenchNode(config, f"127.0.0.1:{port}",
                      ClientTls(pki / "ca.pem", pki / "bench-client.pem", pki / "bench-client.key"),
                      time.perf_counter() - started)
@@ -72,9 +74,11 @@ class ServerProcess:
 
 
 @contextmanager
-def serving(node: BenchNode) -> Iterator[ServerProcess]:
-    """Run `psi serve` in its own process (its own core, as in a deployment); stop it afterwards."""
-    proc = subprocess.Popen([sys.executable, "-m", "cli.main", "serve", "--config", str(node.config), "--quiet"],
+def serving(node: BenchNode, launcher: Sequence[str] = ("-m", "cli.main")) -> Iterator[ServerProcess]:
+    """Run `psi serve` in its own process (its own core, as in a deployment); stop it afterwards.
+
+    `launcher`: the interpreter's arguments before `serve` (a profiler's wrapper, for one)."""
+    proc = subprocess.Popen([sys.executable, *launcher, "serve", "--config", str(node.config), "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
     server = ServerProcess(proc)

@@ -39,12 +39,14 @@ from cli.logs import configure_logging
 from cli.pki import init_pki
 from cli.record_files import read_records
 from client.api import ClientTls, MatchClient, ProgressCallback
+from client.bulk import AUTO_MIN_CLIENT_RECORDS
 from psi import backend
 from psi.client_query import MatchResult
 from psi.errors import InputError, PsiError
 from psi.messages import Mode
 from psi.profiles import PROFILES, Profile, Strength
 from psi.record_parsing import ParseIssue
+from psi.records import Record
 from psi.workers import WorkerPool
 from server.app import serve
 from server.rotation import init_key, rotate_key
@@ -56,6 +58,7 @@ _MAX_JUSTIFICATION = 512  # characters: a reason, not a document
 _CONFIG_HELP = "this node's config file (TOML; `psi config check` checks it)"
 _QUIET_HELP = "no progress bar"
 _FORMAT_HELP = "the file's format (default: from its extension, .csv or .jsonl)"
+AUTO_MODE = "auto"
 HIT_COLUMNS = ("local_id", "partner_reference", "category", "matched_rules", "strength", "followup_key")
 
 
@@ -176,8 +179,18 @@ def summary_line(result: MatchResult) -> str:
         return (f"compared {result.records} records ({result.keys} keys): "
                 f"{result.hit_records} records are on the partner's list")
     weak = sum(1 for hit in result.hits if hit.strength is Strength.WEAK)
-    return (f"compared {result.records} records ({result.keys} keys): {result.hit_records} records hit "
+    by = " in bulk mode" if result.mode is Mode.BULK else ""
+    return (f"compared {result.records} records ({result.keys} keys){by}: {result.hit_records} records hit "
             f"({len(result.hits)} hit rows, {weak} by weak rules only: for a person to confirm)")
+
+
+def _match_mode(client: MatchClient, args: argparse.Namespace, records: Sequence[Record]) -> Mode:
+    """The mode asked for; for `auto`, the one `client.bulk.choose_mode` picks, said on stderr with why."""
+    if args.mode != AUTO_MODE:
+        return Mode(args.mode)
+    mode, reason = client.choose_mode(records, args.list)
+    console.print(f"mode auto: {mode.value} ({plain(reason)})", highlight=False)
+    return mode
 
 
 def cmd_match(args: argparse.Namespace) -> int:
@@ -202,18 +215,18 @@ def cmd_match(args: argparse.Namespace) -> int:
     else:
         raise PsiError("give --config NODE.toml, or all of --ca, --cert and --key")
     records = read_records(args.input, args.format)
-    mode = Mode(args.mode)
     cache = config.data_dir / "partner-tags" if args.config else None  # repeated queries fetch only changes
     with MatchClient(args.server, tls, server_name=args.server_name, partner=partner, cache_dir=cache) as client, \
             progress_bar(not args.quiet) as update:
         try:
+            mode = _match_mode(client, args, records)
             result = client.match(records, purpose=args.purpose, case_reference=args.case,
                                   operator=args.operator, mode=mode, profile=profile,
                                   list_id=args.list, progress=update, audit=audit)
         finally:
             if audit:
                 audit.close()
-    if mode is Mode.INTERSECTION:
+    if mode is not Mode.CARDINALITY:
         write_hits(args.out, result)
     print(summary_line(result))
     if args.config:  # the partner cosigns this node's audit log (docs/audit.md); the match itself is done
@@ -318,8 +331,11 @@ def _add_match_command(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     match.add_argument("--purpose", required=True, help="legal basis of the request")
     match.add_argument("--case", required=True, help="case reference")
     match.add_argument("--operator", default=getpass.getuser(), help="the officer starting the request")
-    match.add_argument("--mode", choices=[m.value for m in Mode], default=Mode.INTERSECTION.value,
-                       help="intersection: which records hit; cardinality: only how many")
+    match.add_argument("--mode", choices=[*(m.value for m in Mode), AUTO_MODE], default=Mode.INTERSECTION.value,
+                       help="intersection: which records hit; cardinality: only how many; bulk: which records hit, "
+                            "by an OT-extension PSI for two large lists; auto: bulk when both lists hold at least "
+                            f"{AUTO_MIN_CLIENT_RECORDS:,} records and no tag cache of the partner's key epoch is "
+                            "warm, else intersection (says which and why)")
     match.add_argument("--config", type=Path, help="this node's config (TLS files, profile and audit log)")
     match.add_argument("--ca", type=Path, help="without --config: the CA that signed the partner's certificate")
     match.add_argument("--cert", type=Path, help="without --config: this agency's certificate (PEM)")

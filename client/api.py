@@ -38,6 +38,7 @@ from google.protobuf.message import Message
 
 from client import audit_events as events
 from client.audit_events import AuditSink
+from client.bulk import Aborted, BulkExchange, BulkQuery, choose_mode
 from client.errors import remote_error
 from client.tag_cache import CachedTags, TagCache
 from psi import followup
@@ -282,6 +283,9 @@ class MatchClient:
         (its definition hash is checked). With `audit`, the query (or its refusal) is logged
         before the result is returned.
         """
+        if mode is Mode.BULK:
+            return self.bulk_match(records, purpose=purpose, case_reference=case_reference, operator=operator,
+                                   profile=profile, list_id=list_id, progress=progress, audit=audit)
         request_id = uuid.uuid4().hex
         session_id = ""
         params: Parameters | None = None
@@ -313,6 +317,64 @@ class MatchClient:
             audit.append(events.query_made(self.partner, params, result, purpose=purpose, case=case_reference,
                                            operator=operator, request_id=request_id, session_id=session_id))
         return result
+
+    def bulk_match(self, records: Sequence[Record], *, purpose: str, case_reference: str, operator: str = "",
+                   profile: Profile | None = None, list_id: str = "", progress: ProgressCallback | None = None,
+                   audit: AuditSink | None = None, abort: Callable[[], bool] = lambda: False) -> MatchResult:
+        """`match` in bulk mode (`client.bulk`): the same hits, for two large lists, in one BulkMatch call.
+
+        `abort` is asked before each message sent: True ends the session early (audited as aborted on both
+        sides, as Ctrl-C does). A broken session discloses nothing and costs no budget: match again.
+        """
+        request_id = uuid.uuid4().hex
+        query: BulkQuery | None = None
+        exchange: BulkExchange | None = None
+        try:
+            params = self.parameters(list_id)
+            profile = profile or PROFILES.get(params.profile_id)
+            if profile is None:
+                raise ParameterMismatchError(f"the partner uses match profile '{params.profile_id}', "
+                                             f"which this client does not know (known: {sorted(PROFILES)})")
+            query = BulkQuery(params, profile, records, purpose=purpose, case_reference=case_reference,
+                              operator=operator, request_id=request_id)
+            if query.items == 0:
+                result = MatchResult(Mode.BULK, len(records), 0, 0)
+            else:
+                exchange = BulkExchange(self._stub, self._timeout, self.traffic, query, progress, abort)
+                exchange.run()
+                result = query.result()
+        except (PsiError, Aborted, KeyboardInterrupt) as exc:
+            if audit:
+                accepted = exchange is not None and exchange.accepted
+                aborted = isinstance(exc, Aborted | KeyboardInterrupt)
+                status = exc.status if isinstance(exc, RemoteError) else type(exc).__name__
+                audit.append(events.bulk_failed(
+                    self._partner or self._target, purpose=purpose, case=case_reference, operator=operator,
+                    request_id=request_id, status=status, message=str(exc) or type(exc).__name__,
+                    end_state="aborted" if aborted else "broken" if accepted else "refused",
+                    session_id=exchange.session_id if exchange else "", client_records=len(records),
+                    client_elements=query.items if query else 0,
+                    correction_bytes=query.correction_bytes if query else 0,
+                    result_bytes=query.result_bytes if query else 0))
+            raise
+        if audit:
+            audit.append(events.bulk_made(self.partner, params, result, purpose=purpose, case=case_reference,
+                                          operator=operator, request_id=request_id,
+                                          session_id=exchange.session_id if exchange else "",
+                                          correction_bytes=query.correction_bytes, result_bytes=query.result_bytes))
+        return result
+
+    def warm_tags(self, params: Parameters, mode: Mode = Mode.INTERSECTION) -> bool:
+        """Whether this client holds the partner's tags of `params`' key epoch (in this process or its cache)."""
+        slot = (self.partner, params.list_id, mode)
+        warm = self._indexes.get(slot)
+        cached = warm[0] if warm else (self._cache.load(*slot) if self._cache else None)
+        return cached is not None and cached.key_epoch == params.key_epoch
+
+    def choose_mode(self, records: Sequence[Record], list_id: str = "") -> tuple[Mode, str]:
+        """The mode `psi match --mode auto` takes for these records (`client.bulk.choose_mode`), and why."""
+        params = self.parameters(list_id)
+        return choose_mode(len(records), params, self.warm_tags(params))
 
     def request_followup(self, hit: Hit, *, purpose: str, case_reference: str, officer: str, message: str = "",
                          list_id: str = "", audit: AuditSink | None = None) -> FollowUpStatus:

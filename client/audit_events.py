@@ -50,3 +50,22 @@ def followup_answered(partner: str, status: FollowUpStatus) -> dict[str, Any]:
     return {"operation": "followup.received", "role": "client", "partner": partner,
             "followup_id": status.followup_id, "reference": status.reference, "decided_by": status.decided_by,
             "fields_received": sorted(name for name, _ in status.fields), "outcome": "ok", "status": "OK"}
+
+
+def bulk_made(partner: str, params: Parameters, result: MatchResult, *, purpose: str, case: str, operator: str,
+              request_id: str, session_id: str, correction_bytes: int, result_bytes: int) -> dict[str, Any]:
+    """A bulk session completed: as `query_made`, with the bytes each way (`client_elements`: items announced)."""
+    return {**query_made(partner, params, result, purpose=purpose, case=case, operator=operator,
+                         request_id=request_id, session_id=session_id),
+            "suite": params.bulk_suite, "correction_bytes": correction_bytes, "result_bytes": result_bytes,
+            "end_state": "completed"}
+
+
+def bulk_failed(partner: str, *, purpose: str, case: str, operator: str, request_id: str, status: str,
+                message: str, end_state: str, session_id: str = "", client_records: int = 0,
+                client_elements: int = 0, correction_bytes: int = 0, result_bytes: int = 0) -> dict[str, Any]:
+    """A bulk request refused ("refused"), or a session ended without its results: "aborted" here, or "broken"."""
+    return {**query_failed(partner, purpose=purpose, case=case, operator=operator, request_id=request_id,
+                           mode=Mode.BULK, status=status, message=message),
+            "end_state": end_state, "session_id": session_id, "client_records": client_records,
+            "client_elements": client_elements, "correction_bytes": correction_bytes, "result_bytes": result_bytes}

@@ -52,19 +52,24 @@ class MatchResult:
     hits: tuple[Hit, ...] = ()  # empty in cardinality mode
 
 
-def check_parameters(params: Parameters, profile: Profile, mode: Mode) -> None:
-    """Refuse a server whose suite, protocol version, profile or modes differ from ours."""
+def check_version_and_profile(params: Parameters, profile: Profile) -> None:
+    """Refuse a server whose protocol version or match profile differ from ours (every mode's check)."""
     if params.protocol_version != PROTOCOL_VERSION:
         raise ParameterMismatchError(
             f"server speaks protocol version {params.protocol_version}, this client {PROTOCOL_VERSION}"
         )
-    if params.suite != oprf.SUITE_ID:
-        raise ParameterMismatchError(f"server suite '{params.suite}', this client '{oprf.SUITE_ID}'")
     if params.profile_id != profile.profile_id or params.profile_hash != profile.definition_hash:
         raise ParameterMismatchError(
             f"match profile differs: server '{params.profile_id}', client '{profile.profile_id}' "
             "(same id and definition hash required)"
         )
+
+
+def check_parameters(params: Parameters, profile: Profile, mode: Mode) -> None:
+    """Refuse a server whose suite, protocol version, profile or modes differ from ours."""
+    check_version_and_profile(params, profile)
+    if params.suite != oprf.SUITE_ID:
+        raise ParameterMismatchError(f"server suite '{params.suite}', this client '{oprf.SUITE_ID}'")
     if mode not in params.modes:
         raise ParameterMismatchError(f"server does not offer mode '{mode.value}'")
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 class Mode(StrEnum):
     INTERSECTION = "intersection"
     CARDINALITY = "cardinality"
+    BULK = "bulk"  # the BulkMatch call (an OT-extension OPRF), not Evaluate or StreamTags
 
 
 PROTOCOL_VERSION = 1
@@ -46,6 +47,7 @@ class Parameters:
     modes: tuple[Mode, ...]
     limits: Limits = field(default_factory=Limits)
     protocol_version: int = PROTOCOL_VERSION
+    bulk_suite: str = ""  # the bulk-mode suite when the node answers BulkMatch
 
 
 @dataclass(frozen=True)
@@ -126,3 +128,43 @@ class FollowUpStatus:
     fields: tuple[tuple[str, str], ...] = ()  # approved fields, once approved
     reason: str = ""
     decided_by: str = ""
+
+
+# Bulk mode (the BulkMatch call): the exchange of `psi.bulk`'s messages, carried as opaque bytes.
+
+
+@dataclass(frozen=True)
+class BulkStart:
+    list_id: str
+    key_epoch: int
+    profile_id: str
+    profile_hash: bytes
+    purpose: str
+    case_reference: str
+    operator: str
+    request_id: str
+    suite: str
+    hello: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BulkChunk:
+    """One chunk of the receiver's corrections, or of the sender's results, by its index (0, 1, ...)."""
+
+    index: int
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class BulkAccepted:
+    session_id: str
+    key_epoch: int
+    setup: bytes = field(repr=False)
+    correction_bytes: int = 0
+    result_count: int = 0
+    list_version: int = 0
+    max_chunk_bytes: int = 0
+
+
+BulkClientMessage = BulkStart | BulkChunk | Finish
+BulkServerMessage = BulkAccepted | Progress | BulkChunk | Done

@@ -46,6 +46,22 @@ _E = group.ELEMENT_BYTES
 _SLICE = 1024  # elements per job slice: enough to outweigh a worker round trip, small enough to share
 
 
+
+def check_request(params: Parameters, purpose: str, case_reference: str, profile_id: str, profile_hash: bytes,
+                  key_epoch: int) -> None:
+    """What every query's start must state (InputError) and agree on with the server's parameters
+    (ParameterMismatchError for the profile, StaleStateError for the key epoch)."""
+    if not purpose.strip() or not case_reference.strip():
+        raise InputError("a request needs a purpose (legal basis) and a case reference")
+    if profile_id != params.profile_id or profile_hash != params.profile_hash:
+        raise ParameterMismatchError(
+            f"match profile differs: client '{profile_id}', server '{params.profile_id}' "
+            "(same id and definition hash required)"
+        )
+    if key_epoch != params.key_epoch:
+        raise StaleStateError(f"key epoch {key_epoch} is not the current epoch {params.key_epoch}; "
+                              "fetch the parameters again")
+
 class _State(Enum):
     AWAIT_START = auto()
     ACTIVE = auto()
@@ -107,18 +123,7 @@ class ServerSession:
         if self._state is not _State.AWAIT_START:
             raise OutOfOrderError("the session has already started")
         p = self._params
-        if not msg.purpose.strip() or not msg.case_reference.strip():
-            raise InputError("a request needs a purpose (legal basis) and a case reference")
-        if msg.profile_id != p.profile_id or msg.profile_hash != p.profile_hash:
-            raise ParameterMismatchError(
-                f"match profile differs: client '{msg.profile_id}', server '{p.profile_id}' "
-                "(same id and definition hash required)"
-            )
-        if msg.key_epoch != p.key_epoch:
-            raise StaleStateError(
-                f"key epoch {msg.key_epoch} is not the current epoch {p.key_epoch}; "
-                "fetch the parameters again"
-            )
+        check_request(p, msg.purpose, msg.case_reference, msg.profile_id, msg.profile_hash, msg.key_epoch)
         if msg.total_elements < 1:  # the upper bound is the partner's agreement: server.admission
             raise InputError("a query must announce at least 1 element")
         group_size = msg.group_size if msg.mode is Mode.CARDINALITY else 1

@@ -24,7 +24,7 @@ import numpy as np
 from psi.errors import InputError, MalformedMessageError, OutOfOrderError, PsiError, StaleStateError
 from psi.messages import Mode, Parameters, TagChunk
 from psi.tags import check_tags_blob
-from psi.tagset import Entry, TagSnapshot, apply_delta
+from psi.tagset import Entry, TagSnapshot, apply_delta, entry_costs
 
 Changes = tuple[int, int, Sequence[Entry], Sequence[Entry]]  # (list version, entry count, added, removed)
 CHUNK_OVERHEAD = 64  # encoded bytes of a TagChunk besides its tags and labels, at most (8 fields)
@@ -85,7 +85,8 @@ def tag_chunks(plan: TagPlan, snapshot: TagSnapshot, changes: Changes | None, ma
         blob = snapshot.tags if labelled else snapshot.cardinality_tags
         labels = snapshot.labels[plan.offset:] if labelled else ()
         start = plan.offset
-        for stop in _cuts(_costs(snapshot.count - plan.offset, t, labels), budget):
+        costs = snapshot.entry_costs[plan.offset:] if labelled else entry_costs(snapshot.count - plan.offset, t, ())
+        for stop in _cuts(costs, budget):
             end = plan.offset + stop
             yield TagChunk(snapshot.key_epoch, snapshot.list_version, start, snapshot.count,
                            blob[start * t:end * t], tuple(labels[start - plan.offset:stop]))
@@ -104,20 +105,11 @@ def tag_chunks(plan: TagPlan, snapshot: TagSnapshot, changes: Changes | None, ma
     rm_tags, rm_labels = packed(removed)
     n = len(added)
     start = 0
-    for sequence, stop in enumerate(_cuts(_costs(n + len(removed), t, add_labels + rm_labels), budget)):
+    for sequence, stop in enumerate(_cuts(entry_costs(n + len(removed), t, add_labels + rm_labels), budget)):
         a, b, c, d = min(start, n), min(stop, n), max(start - n, 0), max(stop - n, 0)  # additions first
         yield TagChunk(snapshot.key_epoch, version, sequence, total, add_tags[a * t:b * t], add_labels[a:b],
                        True, rm_tags[c * t:d * t], rm_labels[c:d])
         start = stop
-
-
-def _costs(count: int, tag_length: int, labels: Sequence[bytes]) -> np.ndarray:
-    """Encoded bytes each entry adds to a chunk: its tag, and its label as one element of a repeated field."""
-    costs = np.full(count, tag_length, dtype=np.int64)
-    if labels:
-        sizes = np.fromiter(map(len, labels), dtype=np.int64, count=count)
-        costs += 2 + sizes + sum((sizes >> (7 * k) > 0).astype(np.int64) for k in range(1, 5))  # key, varint, bytes
-    return costs
 
 
 def _cuts(costs: np.ndarray, budget: int) -> list[int]:

@@ -15,6 +15,11 @@ from psi.messages import (
     MAX_NOTE_CHARS,
     MAX_TEXT_CHARS,
     BlindedBatch,
+    BulkAccepted,
+    BulkChunk,
+    BulkClientMessage,
+    BulkServerMessage,
+    BulkStart,
     ClientMessage,
     Done,
     EvaluatedBatch,
@@ -64,7 +69,7 @@ def parameters_to_pb(p: Parameters) -> pb.Parameters:
         protocol_version=p.protocol_version, suite=p.suite, node_id=p.node_id, list_id=p.list_id,
         key_epoch=p.key_epoch, list_version=p.list_version, list_size=p.list_size,
         tag_count=p.tag_count, tag_length=p.tag_length, profile_id=p.profile_id,
-        profile_hash=p.profile_hash, modes=[mode_to_pb(m) for m in p.modes],
+        profile_hash=p.profile_hash, modes=[mode_to_pb(m) for m in p.modes], bulk_suite=p.bulk_suite,
         limits=pb.Limits(
             max_batch_size=p.limits.max_batch_size, max_query_size=p.limits.max_query_size,
             max_message_bytes=p.limits.max_message_bytes, tag_chunk_size=p.limits.tag_chunk_size,
@@ -83,7 +88,7 @@ def parameters_from_pb(m: pb.Parameters) -> Parameters:
         modes=tuple(mode_from_pb(v) for v in m.modes),
         limits=Limits(limits.max_batch_size, limits.max_query_size, limits.max_message_bytes,
                       limits.tag_chunk_size),
-        protocol_version=m.protocol_version,
+        protocol_version=m.protocol_version, bulk_suite=_capped(m.bulk_suite, "bulk suite", MAX_ID_CHARS),
     )
 
 
@@ -192,3 +197,62 @@ def followup_status_to_pb(s: FollowUpStatus) -> pb.FollowUpStatus:
 def followup_status_from_pb(m: pb.FollowUpStatus) -> FollowUpStatus:
     return FollowUpStatus(m.followup_id, m.status, m.deadline, m.overdue, m.reference,
                           tuple((f.name, f.value) for f in m.fields), m.reason, m.decided_by)
+
+
+def bulk_client_message_to_pb(msg: BulkClientMessage) -> pb.BulkRequest:
+    if isinstance(msg, BulkStart):
+        return pb.BulkRequest(start=pb.BulkStart(
+            list_id=msg.list_id, key_epoch=msg.key_epoch, profile_id=msg.profile_id,
+            profile_hash=msg.profile_hash, purpose=msg.purpose, case_reference=msg.case_reference,
+            operator=msg.operator, request_id=msg.request_id, suite=msg.suite, hello=msg.hello))
+    if isinstance(msg, BulkChunk):
+        return pb.BulkRequest(correction=pb.BulkCorrection(index=msg.index, data=msg.data))
+    return pb.BulkRequest(finish=pb.Finish())
+
+
+def bulk_client_message_from_pb(m: pb.BulkRequest) -> BulkClientMessage:
+    """A BulkMatch request; text fields capped as SessionStart's are (the hello's size is the message limit's)."""
+    step = m.WhichOneof("step")
+    if step == "start":
+        s = m.start
+        return BulkStart(_capped(s.list_id, "list id", MAX_ID_CHARS), s.key_epoch,
+                         _capped(s.profile_id, "profile id", MAX_ID_CHARS),
+                         _capped_bytes(s.profile_hash, "profile hash"),
+                         _capped(s.purpose, "purpose", MAX_TEXT_CHARS),
+                         _capped(s.case_reference, "case reference", MAX_TEXT_CHARS),
+                         _capped(s.operator, "operator", MAX_TEXT_CHARS),
+                         _capped(s.request_id, "request id", MAX_ID_CHARS),
+                         _capped(s.suite, "suite", MAX_ID_CHARS), s.hello)
+    if step == "correction":
+        return BulkChunk(m.correction.index, m.correction.data)
+    if step == "finish":
+        return Finish()
+    raise MalformedMessageError("a BulkRequest must hold start, correction or finish")
+
+
+def bulk_server_message_to_pb(msg: BulkServerMessage) -> pb.BulkResponse:
+    if isinstance(msg, BulkAccepted):
+        return pb.BulkResponse(accepted=pb.BulkAccepted(
+            session_id=msg.session_id, key_epoch=msg.key_epoch, setup=msg.setup,
+            correction_bytes=msg.correction_bytes, result_count=msg.result_count,
+            list_version=msg.list_version, max_chunk_bytes=msg.max_chunk_bytes))
+    if isinstance(msg, Progress):
+        return pb.BulkResponse(progress=pb.Progress(received=msg.received, total=msg.total))
+    if isinstance(msg, BulkChunk):
+        return pb.BulkResponse(results=pb.BulkResults(index=msg.index, data=msg.data))
+    return pb.BulkResponse(done=pb.Done(evaluated=msg.evaluated))
+
+
+def bulk_server_message_from_pb(m: pb.BulkResponse) -> BulkServerMessage:
+    step = m.WhichOneof("step")
+    if step == "accepted":
+        a = m.accepted
+        return BulkAccepted(_capped(a.session_id, "session id", MAX_ID_CHARS), a.key_epoch, a.setup,
+                            a.correction_bytes, a.result_count, a.list_version, a.max_chunk_bytes)
+    if step == "progress":
+        return Progress(m.progress.received, m.progress.total)
+    if step == "results":
+        return BulkChunk(m.results.index, m.results.data)
+    if step == "done":
+        return Done(m.done.evaluated)
+    raise MalformedMessageError("a BulkResponse must hold accepted, progress, results or done")

@@ -12,9 +12,11 @@ class Mode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     MODE_UNSPECIFIED: _ClassVar[Mode]
     MODE_INTERSECTION: _ClassVar[Mode]
     MODE_CARDINALITY: _ClassVar[Mode]
+    MODE_BULK: _ClassVar[Mode]
 MODE_UNSPECIFIED: Mode
 MODE_INTERSECTION: Mode
 MODE_CARDINALITY: Mode
+MODE_BULK: Mode
 
 class GetParametersRequest(_message.Message):
     __slots__ = ("list_id",)
@@ -35,7 +37,7 @@ class Limits(_message.Message):
     def __init__(self, max_batch_size: _Optional[int] = ..., max_query_size: _Optional[int] = ..., max_message_bytes: _Optional[int] = ..., tag_chunk_size: _Optional[int] = ...) -> None: ...
 
 class Parameters(_message.Message):
-    __slots__ = ("protocol_version", "suite", "node_id", "list_id", "key_epoch", "list_version", "list_size", "tag_count", "tag_length", "profile_id", "profile_hash", "modes", "limits")
+    __slots__ = ("protocol_version", "suite", "node_id", "list_id", "key_epoch", "list_version", "list_size", "tag_count", "tag_length", "profile_id", "profile_hash", "modes", "limits", "bulk_suite")
     PROTOCOL_VERSION_FIELD_NUMBER: _ClassVar[int]
     SUITE_FIELD_NUMBER: _ClassVar[int]
     NODE_ID_FIELD_NUMBER: _ClassVar[int]
@@ -49,6 +51,7 @@ class Parameters(_message.Message):
     PROFILE_HASH_FIELD_NUMBER: _ClassVar[int]
     MODES_FIELD_NUMBER: _ClassVar[int]
     LIMITS_FIELD_NUMBER: _ClassVar[int]
+    BULK_SUITE_FIELD_NUMBER: _ClassVar[int]
     protocol_version: int
     suite: str
     node_id: str
@@ -62,7 +65,8 @@ class Parameters(_message.Message):
     profile_hash: bytes
     modes: _containers.RepeatedScalarFieldContainer[Mode]
     limits: Limits
-    def __init__(self, protocol_version: _Optional[int] = ..., suite: _Optional[str] = ..., node_id: _Optional[str] = ..., list_id: _Optional[str] = ..., key_epoch: _Optional[int] = ..., list_version: _Optional[int] = ..., list_size: _Optional[int] = ..., tag_count: _Optional[int] = ..., tag_length: _Optional[int] = ..., profile_id: _Optional[str] = ..., profile_hash: _Optional[bytes] = ..., modes: _Optional[_Iterable[_Union[Mode, str]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ...) -> None: ...
+    bulk_suite: str
+    def __init__(self, protocol_version: _Optional[int] = ..., suite: _Optional[str] = ..., node_id: _Optional[str] = ..., list_id: _Optional[str] = ..., key_epoch: _Optional[int] = ..., list_version: _Optional[int] = ..., list_size: _Optional[int] = ..., tag_count: _Optional[int] = ..., tag_length: _Optional[int] = ..., profile_id: _Optional[str] = ..., profile_hash: _Optional[bytes] = ..., modes: _Optional[_Iterable[_Union[Mode, str]]] = ..., limits: _Optional[_Union[Limits, _Mapping]] = ..., bulk_suite: _Optional[str] = ...) -> None: ...
 
 class StreamTagsRequest(_message.Message):
     __slots__ = ("list_id", "mode", "key_epoch", "list_version", "offset", "since_version", "cached_tag_length")
@@ -247,3 +251,83 @@ class FollowUpStatus(_message.Message):
     reference: str
     decided_by: str
     def __init__(self, followup_id: _Optional[str] = ..., status: _Optional[str] = ..., deadline: _Optional[str] = ..., overdue: _Optional[bool] = ..., fields: _Optional[_Iterable[_Union[FollowUpField, _Mapping]]] = ..., reason: _Optional[str] = ..., reference: _Optional[str] = ..., decided_by: _Optional[str] = ...) -> None: ...
+
+class BulkStart(_message.Message):
+    __slots__ = ("list_id", "key_epoch", "profile_id", "profile_hash", "purpose", "case_reference", "operator", "request_id", "suite", "hello")
+    LIST_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_ID_FIELD_NUMBER: _ClassVar[int]
+    PROFILE_HASH_FIELD_NUMBER: _ClassVar[int]
+    PURPOSE_FIELD_NUMBER: _ClassVar[int]
+    CASE_REFERENCE_FIELD_NUMBER: _ClassVar[int]
+    OPERATOR_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    SUITE_FIELD_NUMBER: _ClassVar[int]
+    HELLO_FIELD_NUMBER: _ClassVar[int]
+    list_id: str
+    key_epoch: int
+    profile_id: str
+    profile_hash: bytes
+    purpose: str
+    case_reference: str
+    operator: str
+    request_id: str
+    suite: str
+    hello: bytes
+    def __init__(self, list_id: _Optional[str] = ..., key_epoch: _Optional[int] = ..., profile_id: _Optional[str] = ..., profile_hash: _Optional[bytes] = ..., purpose: _Optional[str] = ..., case_reference: _Optional[str] = ..., operator: _Optional[str] = ..., request_id: _Optional[str] = ..., suite: _Optional[str] = ..., hello: _Optional[bytes] = ...) -> None: ...
+
+class BulkCorrection(_message.Message):
+    __slots__ = ("index", "data")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    data: bytes
+    def __init__(self, index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class BulkRequest(_message.Message):
+    __slots__ = ("start", "correction", "finish")
+    START_FIELD_NUMBER: _ClassVar[int]
+    CORRECTION_FIELD_NUMBER: _ClassVar[int]
+    FINISH_FIELD_NUMBER: _ClassVar[int]
+    start: BulkStart
+    correction: BulkCorrection
+    finish: Finish
+    def __init__(self, start: _Optional[_Union[BulkStart, _Mapping]] = ..., correction: _Optional[_Union[BulkCorrection, _Mapping]] = ..., finish: _Optional[_Union[Finish, _Mapping]] = ...) -> None: ...
+
+class BulkAccepted(_message.Message):
+    __slots__ = ("session_id", "key_epoch", "setup", "correction_bytes", "result_count", "list_version", "max_chunk_bytes")
+    SESSION_ID_FIELD_NUMBER: _ClassVar[int]
+    KEY_EPOCH_FIELD_NUMBER: _ClassVar[int]
+    SETUP_FIELD_NUMBER: _ClassVar[int]
+    CORRECTION_BYTES_FIELD_NUMBER: _ClassVar[int]
+    RESULT_COUNT_FIELD_NUMBER: _ClassVar[int]
+    LIST_VERSION_FIELD_NUMBER: _ClassVar[int]
+    MAX_CHUNK_BYTES_FIELD_NUMBER: _ClassVar[int]
+    session_id: str
+    key_epoch: int
+    setup: bytes
+    correction_bytes: int
+    result_count: int
+    list_version: int
+    max_chunk_bytes: int
+    def __init__(self, session_id: _Optional[str] = ..., key_epoch: _Optional[int] = ..., setup: _Optional[bytes] = ..., correction_bytes: _Optional[int] = ..., result_count: _Optional[int] = ..., list_version: _Optional[int] = ..., max_chunk_bytes: _Optional[int] = ...) -> None: ...
+
+class BulkResults(_message.Message):
+    __slots__ = ("index", "data")
+    INDEX_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    index: int
+    data: bytes
+    def __init__(self, index: _Optional[int] = ..., data: _Optional[bytes] = ...) -> None: ...
+
+class BulkResponse(_message.Message):
+    __slots__ = ("accepted", "progress", "results", "done")
+    ACCEPTED_FIELD_NUMBER: _ClassVar[int]
+    PROGRESS_FIELD_NUMBER: _ClassVar[int]
+    RESULTS_FIELD_NUMBER: _ClassVar[int]
+    DONE_FIELD_NUMBER: _ClassVar[int]
+    accepted: BulkAccepted
+    progress: Progress
+    results: BulkResults
+    done: Done
+    def __init__(self, accepted: _Optional[_Union[BulkAccepted, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., results: _Optional[_Union[BulkResults, _Mapping]] = ..., done: _Optional[_Union[Done, _Mapping]] = ...) -> None: ...

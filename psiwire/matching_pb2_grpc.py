@@ -60,6 +60,11 @@ class MatchingStub:
                 request_serializer=psi_dot_v1_dot_matching__pb2.GetFollowUpRequest.SerializeToString,
                 response_deserializer=psi_dot_v1_dot_matching__pb2.FollowUpStatus.FromString,
                 _registered_method=True)
+        self.BulkMatch = channel.stream_stream(
+                '/psi.v1.Matching/BulkMatch',
+                request_serializer=psi_dot_v1_dot_matching__pb2.BulkRequest.SerializeToString,
+                response_deserializer=psi_dot_v1_dot_matching__pb2.BulkResponse.FromString,
+                _registered_method=True)
 
 
 class MatchingServicer:
@@ -103,6 +108,14 @@ class MatchingServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BulkMatch(self, request_iterator, context):
+        """Bulk mode: an OT-extension OPRF PSI (KKRT16) for two large lists, in one stream:
+        BulkStart, BulkCorrection*, Finish; BulkAccepted, Progress*, BulkResults*, Done.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_MatchingServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +143,11 @@ def add_MatchingServicer_to_server(servicer, server):
                     servicer.GetFollowUp,
                     request_deserializer=psi_dot_v1_dot_matching__pb2.GetFollowUpRequest.FromString,
                     response_serializer=psi_dot_v1_dot_matching__pb2.FollowUpStatus.SerializeToString,
+            ),
+            'BulkMatch': grpc.stream_stream_rpc_method_handler(
+                    servicer.BulkMatch,
+                    request_deserializer=psi_dot_v1_dot_matching__pb2.BulkRequest.FromString,
+                    response_serializer=psi_dot_v1_dot_matching__pb2.BulkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +286,33 @@ class Matching:
             '/psi.v1.Matching/GetFollowUp',
             psi_dot_v1_dot_matching__pb2.GetFollowUpRequest.SerializeToString,
             psi_dot_v1_dot_matching__pb2.FollowUpStatus.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BulkMatch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/psi.v1.Matching/BulkMatch',
+            psi_dot_v1_dot_matching__pb2.BulkRequest.SerializeToString,
+            psi_dot_v1_dot_matching__pb2.BulkResponse.FromString,
             options,
             channel_credentials,
             insecure,

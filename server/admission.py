@@ -3,6 +3,7 @@
     identity -> agreement (+ pinned certificate) -> rate -> list -> mode -> size -> serving key
     -> replay + budget
 
+Evaluate and BulkMatch (mode `bulk`, sized by the items its hello announces) are admitted alike.
 Each check exists once, in this order, with one error class (and so one gRPC
 status, `server.status_codes`) per failure:
 
@@ -47,7 +48,7 @@ class Ask:
     rpc: str
     list_id: str = ""
     mode: Mode | None = None
-    elements: int = 0  # blinded elements a session announces
+    elements: int = 0  # blinded elements a session announces; a bulk session's announced items
     request_id: str | None = None  # replay-protected requests only
 
 
@@ -57,6 +58,7 @@ class Admitted:
     agreement: Agreement
     list_id: str
     key: ServerKey
+    max_elements: int = 0  # per request: min(the agreement's, the node's max_query_size)
 
 
 class Admission:
@@ -93,7 +95,7 @@ class Admission:
             raise PermissionDeniedError(f"the agreement allows at most {limit} elements per request; "
                                         f"this one announces {ask.elements}")
         key = node.key
-        admitted = Admitted(partner, agreement, list_id, key)
+        admitted = Admitted(partner, agreement, list_id, key, limit)
         if ask.request_id is not None:
             with self._lock, node.store.transaction() as db:
                 node.store.remember_request(partner, ask.request_id, key.epoch, db=db)

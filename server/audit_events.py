@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from psi.messages import Mode, Parameters, SessionStart
+from psi.messages import BulkStart, Mode, Parameters, SessionStart
 
 _MAX_MESSAGE_CHARS = 1024  # of a refusal's message: the codec caps each field, this caps their sum
 
@@ -101,3 +101,39 @@ def list_change_intent(operation: str, operator: str, list_id: str, records: int
     """A list change about to start: how many records it names (its outcome says what changed)."""
     return {"operation": operation, "role": "owner", "operator": operator, "list_id": list_id,
             "justification": justification, "records": records, "status": "OK"}
+
+
+# Bulk mode (BulkMatch): one entry per session. `query.served` once the results are released (written
+# before the first is sent), else `request.refused` with how the session ended (`end_state`).
+
+def _bulk_fields(start: BulkStart | None, items: int) -> dict[str, Any]:
+    if start is None:
+        return {}
+    return {"purpose": start.purpose, "case": start.case_reference, "operator": start.operator,
+            "mode": Mode.BULK.value, "profile": start.profile_id, "key_epoch": start.key_epoch,
+            "request_id": start.request_id, "client_elements": items}
+
+
+def bulk_served(partner: str, start: BulkStart, items: int, params: Parameters, session_id: str, *,
+                list_version: int, server_entries: int, correction_bytes: int) -> dict[str, Any]:
+    """The server releases a bulk session's results to a partner (its `items` are the budget's count)."""
+    return {"operation": "query.served", "role": "server", "partner": partner, **_bulk_fields(start, items),
+            "suite": start.suite, "list_id": params.list_id, "list_version": list_version,
+            "server_records": params.list_size, "server_tags": server_entries,
+            "correction_bytes": correction_bytes, "session_id": session_id, "end_state": "completed",
+            "outcome": "ok", "status": "OK"}
+
+
+def bulk_refused(partner: str, status: str, message: str, start: BulkStart | None, items: int, session_id: str,
+                 *, end_state: str = "", correction_bytes: int = 0) -> dict[str, Any]:
+    """A bulk request refused at admission, or a session that ended without results.
+
+    `end_state` (sessions only): "aborted" (the client ended its stream before finish) or "broken"
+    (the call was cut, stalled, or a message was refused); `correction_bytes` is what the server took.
+    """
+    body = {"operation": "request.refused", "role": "server", "partner": partner, "rpc": "BulkMatch",
+            **_bulk_fields(start, items), "session_id": session_id, "outcome": "refused", "status": status,
+            "message": message[:_MAX_MESSAGE_CHARS]}
+    if end_state:
+        body |= {"end_state": end_state, "correction_bytes": correction_bytes}
+    return body

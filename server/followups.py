@@ -96,7 +96,7 @@ class FollowUpDesk:
         for name in ("reference", "purpose", "case_reference", "officer", "request_id"):
             if not str(request.get(name, "")).strip():
                 raise InputError(f"a follow-up request needs a {name.replace('_', ' ')}")
-        if Mode.INTERSECTION not in agreement.modes:
+        if Mode.INTERSECTION not in agreement.modes and Mode.BULK not in agreement.modes:  # modes that give hits
             raise PermissionDeniedError(f"the agreement with '{partner}' does not cover follow-up requests")
         record = _proven_record(partner, key, profile, self._store.records_with_reference(request["reference"]),
                                 request)

@@ -18,10 +18,11 @@ from psi.errors import AuditError, ConfigurationError
 from psi.messages import Mode, Parameters
 from psi.tagset import TagSnapshot, build_snapshot
 from server import audit_events as events
+from server import bulk
 from server.followups import FollowUpDesk
 from server.key_lifecycle import ensure_key, open_key, pending_path
 from server.policy import Policy
-from server.store import Progress, Store
+from server.store import BulkInputs, Progress, Store
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Node:
             self._key = ensure_key(self.config.key_path, self.store, self.audit, operator)
             self._key_stamp = _stamp(self.config.key_path)
             self.store.refresh_epoch(self._key, self.config.profile, progress)
+            self.store.backfill_label_keys(self._key, progress)  # entries from before store schema 2
         digest = policy_hash(self.policy.agreements)
         if self.store.setting("policy_hash") != digest:
             self.audit.append(events.policy_changed(sorted(self.policy.agreements), digest, operator, justification))
@@ -175,4 +177,16 @@ class Node:
             list_size=self._record_count, tag_count=snap.count, tag_length=snap.tag_length,
             profile_id=profile.profile_id, profile_hash=profile.definition_hash,
             modes=(Mode.INTERSECTION, Mode.CARDINALITY), limits=self.config.limits,
+            bulk_suite=bulk.suite(),
         )
+
+    def bulk_inputs(self, key: ServerKey) -> BulkInputs:
+        """The key's epoch's entries as a bulk sender takes them (`Store.bulk_inputs`).
+
+        Entries still without their label key (written by older software since the start) are filled
+        in first, under the list lock, as at start-up.
+        """
+        if self.store.missing_label_keys(key.epoch):
+            with locked(self.config.store_path):
+                self.store.backfill_label_keys(key)
+        return self.store.bulk_inputs(key.epoch)

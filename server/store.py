@@ -9,6 +9,7 @@ tells whether a change whose audit entry was written took effect.
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
@@ -73,9 +74,10 @@ def _next_version(db: sqlite3.Connection) -> int:
 
 
 def _write_entries(db: sqlite3.Connection, epoch: int, version: int, entries: Sequence[EpochEntry]) -> None:
-    db.executemany(_INSERT_ENTRIES + " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   [(rid, epoch, rule, material, cmaterial, sealed, version, label_key)
-                    for rid, rule, material, cmaterial, sealed, label_key in entries])
+    # Epoch and version are the same for every row: as literals, the entries' own tuples are the rows
+    # (no second tuple per key).
+    db.executemany(f"{_INSERT_ENTRIES} VALUES (?1, {int(epoch)}, ?2, ?3, ?4, ?5, {int(version)}, ?6)",
+                   entries)
 
 
 def _publish(db: sqlite3.Connection, version: int) -> None:
@@ -464,3 +466,72 @@ class Store:
                 (epoch,),
             ).fetchall()
         return version, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
+
+    # Bulk mode (server.bulk). Each entry pairs with the match key it was computed from by its place
+    # among its record's keys of the same rule: `upsert` and `fill_epoch` write a record's entries in the
+    # order of its stored match keys (tests/integration/test_bulk_store.py holds them to it).
+
+    def missing_label_keys(self, epoch: int) -> int:
+        """Entries of `epoch` without their label key (computed before store schema 2)."""
+        return int(self._one("SELECT COUNT(*) FROM entries WHERE epoch=? AND label_key IS NULL", (epoch,)))
+
+    def backfill_label_keys(self, key: ServerKey, progress: Progress | None = None) -> int:
+        """Give the key's epoch's entries made before schema 2 their label key; returns how many were filled.
+
+        Each is recomputed from its record's stored match keys (`psi.tags.epoch_entries`) and written in
+        place, found by its record, rule and tag material, so tag material, sealed label and list version
+        stay as they were and no partner's cached tags change. Callers hold the list lock
+        (`agency.file_lock.locked`), as for every change of entries.
+        """
+        total = self.missing_label_keys(key.epoch)
+        if not total:
+            return 0
+        source = ("FROM match_keys AS m WHERE record_id IN "
+                  "(SELECT record_id FROM entries WHERE epoch=? AND label_key IS NULL)")
+        filled = 0
+        pages = self._input_pages(source, (key.epoch,), _FILL_PAGE)
+        for part in map_stream(self._executor, tags.epoch_entries, pages, key.secret, size=total):
+            with self.transaction() as db:
+                for record_id, rule_id, material, _, _, label_key in part:
+                    filled += db.execute(
+                        "UPDATE entries SET label_key=? WHERE epoch=? AND record_id=? AND rule_id=? "
+                        "AND tag_material=? AND label_key IS NULL",
+                        (label_key, key.epoch, record_id, rule_id, material)).rowcount
+            if progress:
+                progress(min(filled, total), total)
+        return filled
+
+    def bulk_inputs(self, epoch: int) -> BulkInputs:
+        """The epoch's entries as a bulk-mode sender takes them, in one read: each one's match key, and its
+        payload `label_key ‖ sealed_label`. Nothing else of the list is read.
+
+        StorageError when an entry lacks its label key (`backfill_label_keys` first) or its match key.
+        """
+        with self.transaction(write=False) as db:
+            version = int(db.execute("SELECT value FROM meta WHERE name='list_version'").fetchone()[0])
+            # A record's entries are written in the order of its match keys (upsert, fill_epoch): both
+            # read in (record, insertion) order pair up one to one, which each pair's ids confirm.
+            keys_read = db.execute("SELECT record_id, rule_id, value FROM match_keys ORDER BY record_id, rowid")
+            entries_read = db.execute("SELECT record_id, rule_id, label_key, sealed_label FROM entries "
+                                      "WHERE epoch=? ORDER BY record_id, rowid", (epoch,))
+            keys: list[bytes] = []
+            payloads: list[bytes] = []
+            for key_row, entry_row in itertools.zip_longest(keys_read, entries_read):
+                if key_row is None or entry_row is None or key_row[:2] != entry_row[:2]:
+                    raise StorageError(f"the entries of key epoch {epoch} do not pair with the stored match keys; "
+                                       "recompute them with a key rotation")
+                label_key, sealed = entry_row[2:]
+                if label_key is None:
+                    raise StorageError(f"entries of key epoch {epoch} lack their label key; the node fills them "
+                                       "in at its start (restart it)")
+                keys.append(key_row[2])
+                payloads.append(label_key + sealed)
+        return BulkInputs(version, keys, payloads)
+
+
+class BulkInputs(NamedTuple):
+    """What a bulk-mode sender is built from (`Store.bulk_inputs`)."""
+
+    list_version: int
+    keys: list[bytes]  # match key values, one per entry (a key on several records appears once for each)
+    payloads: list[bytes]  # label key (32 bytes) ‖ sealed label, aligned with `keys`

@@ -11,6 +11,9 @@ pub mod oprf;
 pub mod seal;
 
 #[cfg(feature = "python")]
+mod bulk_py;
+
+#[cfg(feature = "python")]
 mod python {
     use pyo3::create_exception;
     use pyo3::exceptions::PyValueError;
@@ -57,7 +60,7 @@ mod python {
         let lengths = lengths
             .chunks_exact(4)
             .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")) as usize);
-        Inputs::new(data, lengths)
+        Ok(Inputs::new(data, lengths)?)
     }
 
     #[pyfunction]
@@ -121,6 +124,15 @@ mod python {
         Ok(PyBytes::new(py, &out))
     }
 
+    /// An epoch's entries as psi/backend.py takes them: tag materials, cardinality materials, sealed
+    /// labels, label keys.
+    type EntryBuffers<'py> = (
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+        Bound<'py, PyBytes>,
+    );
+
     #[pyfunction]
     #[allow(clippy::too_many_arguments)] // the buffers of one call, as psi/backend.py packs them
     fn epoch_entries<'py>(
@@ -133,12 +145,7 @@ mod python {
         label_lengths: &[u8],
         domain: &[u8],
         label_ad: &[u8],
-    ) -> PyResult<(
-        Bound<'py, PyBytes>,
-        Bound<'py, PyBytes>,
-        Bound<'py, PyBytes>,
-        Bound<'py, PyBytes>,
-    )> {
+    ) -> PyResult<EntryBuffers<'py>> {
         let entries = py
             .allow_threads(|| {
                 batch::epoch_entries(
@@ -200,6 +207,7 @@ mod python {
         ] {
             m.add_function(f)?;
         }
+        crate::bulk_py::register(m)?;
         Ok(())
     }
 }

@@ -4,7 +4,6 @@
 //! errors concern only public data (encodings and inputs), never a scalar's value.
 
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
-use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::Identity;
 use sha2::{Digest, Sha512};
 
@@ -63,32 +62,13 @@ pub fn deserialize_element(encoded: &[u8; ELEMENT_BYTES]) -> Result<RistrettoPoi
         .ok_or(ElementError::NotCanonical)
 }
 
-/// scalar * element for a peer's element; a zero scalar's identity result is refused like
-/// libsodium's multiplication refuses it (the reference reports it as a bad encoding).
-pub fn scalar_mult_peer(
-    scalar: &Scalar,
-    encoded: &[u8; ELEMENT_BYTES],
-) -> Result<[u8; ELEMENT_BYTES], ElementError> {
-    let product = (scalar * deserialize_element(encoded)?)
-        .compress()
-        .to_bytes();
-    if product == [0u8; ELEMENT_BYTES] {
+/// The encoding of scalar * element for a peer's element; a zero scalar's identity result is refused
+/// like libsodium's multiplication refuses it (the reference reports it as a bad encoding).
+pub fn checked_product(encoded: [u8; ELEMENT_BYTES]) -> Result<[u8; ELEMENT_BYTES], ElementError> {
+    if encoded == [0u8; ELEMENT_BYTES] {
         return Err(ElementError::NotCanonical);
     }
-    Ok(product)
-}
-
-/// Blind (Section 3.3.1) with a caller-given blind: the blinded element.
-pub fn blind(data: &[u8], blind: &Scalar) -> Result<[u8; ELEMENT_BYTES], InputError> {
-    Ok((blind * input_element(data)?).compress().to_bytes())
-}
-
-/// BlindEvaluate (Section 3.3.1) on a peer's blinded element.
-pub fn blind_evaluate(
-    key: &Scalar,
-    blinded: &[u8; ELEMENT_BYTES],
-) -> Result<[u8; ELEMENT_BYTES], ElementError> {
-    scalar_mult_peer(key, blinded)
+    Ok(encoded)
 }
 
 /// The hash that ends Finalize and Evaluate (Section 3.3.1); `data` is at most MAX_INPUT_BYTES.
@@ -117,27 +97,13 @@ fn check_length(data: &[u8]) -> Result<(), Refused> {
     Ok(())
 }
 
-/// Finalize (Section 3.3.1) given 1/blind: unblind the peer's evaluation, then hash with the input.
-pub fn finalize_with_inverse(
+/// The output of Finalize and Evaluate (Section 3.3.1) from the input and the unblinded element.
+pub fn finalize_output(
     data: &[u8],
-    inverse: &Scalar,
-    evaluated: &[u8; ELEMENT_BYTES],
+    unblinded: &[u8; ELEMENT_BYTES],
 ) -> Result<[u8; OUTPUT_BYTES], Refused> {
-    let unblinded = scalar_mult_peer(inverse, evaluated).map_err(Refused::Element)?;
     check_length(data)?;
-    Ok(finalize_hash(data, &unblinded))
-}
-
-/// Evaluate (Section 3.3.1) on the server's own HashToGroup(data), checked like a peer's element:
-/// (output, key * element).
-pub fn evaluate_element(
-    key: &Scalar,
-    data: &[u8],
-    element: &[u8; ELEMENT_BYTES],
-) -> Result<([u8; OUTPUT_BYTES], [u8; ELEMENT_BYTES]), Refused> {
-    let evaluated = scalar_mult_peer(key, element).map_err(Refused::Element)?;
-    check_length(data)?;
-    Ok((finalize_hash(data, &evaluated), evaluated))
+    Ok(finalize_hash(data, unblinded))
 }
 
 /// The DH-PSI-CA tag material of an evaluated element: SHA-512(domain || element), truncated.

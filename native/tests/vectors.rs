@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use curve25519_dalek::ristretto::RistrettoPoint;
-use psi_native::batch::{self, BatchError, Inputs};
+use psi_native::batch::{self, BatchError, Inputs, ShapeError};
 use psi_native::h2c::expand_message_xmd_sha512;
 use psi_native::oprf::{self, ElementError, InputError};
 use psi_native::seal::{self, SEAL_OVERHEAD};
@@ -176,10 +176,7 @@ fn errors_name_the_lowest_failing_element() {
         batch::hash_to_group(&inputs),
         Err(BatchError::Input(1, InputError::TooLong))
     );
-    assert!(matches!(
-        Inputs::new(&data, [1, 2]),
-        Err(BatchError::Shape(_))
-    ));
+    assert!(matches!(Inputs::new(&data, [1, 2]), Err(ShapeError(_))));
 }
 
 #[test]

@@ -6,6 +6,7 @@ import json
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -41,3 +42,14 @@ def refusal(call: Callable[[], object]) -> tuple[grpc.StatusCode, str]:
 def audit_bodies(log: Path) -> list[dict[str, object]]:
     lines = [json.loads(line) for line in log.read_text().splitlines()]
     return [line["body"] for line in lines if line["kind"] == "entry"]
+
+
+class AuditSink:
+    """A client AuditSink that keeps the bodies (the CLI passes the node's signed log)."""
+
+    def __init__(self) -> None:
+        self.bodies: list[dict[str, Any]] = []
+
+    def append(self, body: dict[str, Any]) -> int:
+        self.bodies.append(body)
+        return len(self.bodies)

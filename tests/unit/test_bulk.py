@@ -1,0 +1,218 @@
+"""Bulk mode (KKRT16): results equal the plain intersection on both kernels, the kernels agree byte
+for byte, and every damaged or misplaced message is refused with a protocol error."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from psi import backend, bulk
+from psi import bulk_kernels as bk
+from psi.errors import InputError, MalformedMessageError, OutOfOrderError
+from tests.vectors.make_bulk_vectors import FixedRng, transcript
+
+NATIVE = bk.load_native()
+KERNELS = [pytest.param(bk.PYTHON, id="python"),
+           pytest.param(NATIVE, id="native", marks=pytest.mark.skipif(NATIVE is None, reason="psi_native not built"))]
+CHUNK = 2048
+
+
+def expected_hits(receiver: list[bytes], sender: list[bytes], payloads: list[bytes]) -> list[tuple[int, bytes]]:
+    return sorted((i, p) for i, key in enumerate(receiver) for k, p in zip(sender, payloads, strict=True) if k == key)
+
+
+def run(kernels: bk.Kernels, receiver: list[bytes], sender: list[bytes], payloads: list[bytes],
+        chunk: int = CHUNK) -> list[tuple[int, bytes]]:
+    return sorted(transcript(kernels, receiver, sender, payloads, chunk)["hits"])
+
+
+keys = st.lists(st.binary(min_size=0, max_size=3), max_size=40)  # small alphabet: overlaps and duplicates
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+@settings(max_examples=12, deadline=None)
+@given(receiver=keys, sender=keys, data=st.data())
+def test_results_are_the_plain_intersection(kernels: bk.Kernels, receiver: list[bytes], sender: list[bytes],
+                                            data: st.DataObject) -> None:
+    payloads = data.draw(st.lists(st.binary(max_size=20), min_size=len(sender), max_size=len(sender)))
+    assert run(kernels, receiver, sender, payloads) == expected_hits(receiver, sender, payloads)
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_larger_sets_small_chunks(kernels: bk.Kernels) -> None:
+    receiver = [b"r%d" % i for i in range(700)] + [b"both%d" % i for i in range(90)]
+    sender = [b"s%d" % i for i in range(500)] + [b"both%d" % i for i in range(90)] * 2
+    payloads = [b"payload %d" % i for i in range(len(sender))]
+    assert run(kernels, receiver, sender, payloads, chunk=700) == expected_hits(receiver, sender, payloads)
+
+
+@pytest.mark.parametrize("receiver, sender", [([], []), ([b"a"], []), ([], [b"a"]), ([b"a"], [b"a"])])
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_empty_sides(kernels: bk.Kernels, receiver: list[bytes], sender: list[bytes]) -> None:
+    payloads = [b"p"] * len(sender)
+    assert run(kernels, receiver, sender, payloads) == expected_hits(receiver, sender, payloads)
+
+
+@pytest.mark.skipif(NATIVE is None, reason="psi_native not built")
+@settings(max_examples=8, deadline=None)
+@given(receiver=keys, sender=keys)
+def test_kernels_give_identical_messages(receiver: list[bytes], sender: list[bytes]) -> None:
+    assert NATIVE is not None
+    payloads = [b"p:" + k for k in sender]
+    assert transcript(bk.PYTHON, receiver, sender, payloads) == transcript(NATIVE, receiver, sender, payloads)
+
+
+# --- refusals -----------------------------------------------------------------------------------
+
+def parties(kernels: bk.Kernels = bk.PYTHON) -> tuple[bulk.BulkReceiver, bulk.BulkSender]:
+    receiver = bulk.BulkReceiver([b"a", b"b", b"c"], rng=FixedRng("r"), kernels=kernels)
+    sender = bulk.BulkSender([b"b", b"d"], [b"pb", b"pd"], max_receiver_items=10, rng=FixedRng("s"),
+                             kernels=kernels)
+    return receiver, sender
+
+
+def through_corrections(kernels: bk.Kernels) -> tuple[bulk.BulkReceiver, bulk.BulkSender, list[bytes]]:
+    receiver, sender = parties(kernels)
+    corrections = list(receiver.corrections(sender.setup(receiver.hello()), CHUNK))
+    for c in corrections:
+        sender.absorb(c)
+    return receiver, sender, list(sender.results(CHUNK))
+
+
+def test_announced_items() -> None:
+    receiver, _ = parties()
+    assert bulk.announced_items(receiver.hello()) == 3
+    for bad in [b"", b"\x01" * 10, b"\x02" + bytes(56), bytes(57)]:
+        with pytest.raises(MalformedMessageError):
+            bulk.announced_items(bad)
+    with pytest.raises(MalformedMessageError):
+        bulk.announced_items(struct.pack("<BQ16s32s", 1, bulk.MAX_ITEMS + 1, bytes(16), bytes(32)))
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_hello_refused(kernels: bk.Kernels) -> None:
+    receiver, sender = parties(kernels)
+    hello = receiver.hello()
+    too_many = struct.pack("<BQ", 1, 11) + hello[9:]
+    for bad in [hello[:-1], hello + b"\x00", too_many, hello[:25] + bytes(32), hello[:25] + b"\xff" * 32]:
+        with pytest.raises(MalformedMessageError):
+            parties(kernels)[1].setup(bad)
+    sender.setup(hello)
+    with pytest.raises(OutOfOrderError):
+        sender.setup(hello)
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_setup_refused(kernels: bk.Kernels) -> None:
+    def fresh() -> bulk.BulkReceiver:
+        r = bulk.BulkReceiver([b"a", b"b", b"c"], rng=FixedRng("r"), kernels=kernels)
+        r.hello()
+        return r
+    receiver, sender = parties(kernels)
+    setup = sender.setup(receiver.hello())
+    wrong_tag = setup[:9] + bytes([setup[9] + 1]) + setup[10:]
+    bad_point = setup[:-32] + b"\xff" * 32
+    identity = setup[:-32] + bytes(32)
+    too_many = setup[:1] + struct.pack("<Q", bulk.MAX_ITEMS + 1) + setup[9:]
+    for bad in [b"", setup[:-1], setup + b"\x00", b"\x03" + setup[1:], wrong_tag, bad_point, identity, too_many,
+                bytes(len(setup))]:
+        with pytest.raises(MalformedMessageError):
+            fresh().corrections(bad, CHUNK)
+    with pytest.raises(OutOfOrderError):
+        bulk.BulkReceiver([b"a"], kernels=kernels).corrections(setup, CHUNK)
+    with pytest.raises(InputError):
+        fresh().corrections(setup, 70)
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_corrections_refused(kernels: bk.Kernels) -> None:
+    receiver, sender = parties(kernels)
+    with pytest.raises(OutOfOrderError):
+        sender.absorb(b"\x03" + bytes(8 + 64))
+    with pytest.raises(OutOfOrderError):
+        next(iter(sender.results(CHUNK)))
+    corrections = list(receiver.corrections(sender.setup(receiver.hello()), 64 * 100 + 9))
+    assert sum(len(c) - 9 for c in corrections) == sender.correction_bytes == receiver.correction_bytes
+    first = corrections[0]
+    for bad in [b"", first[:8], first[:-1], b"\x04" + first[1:], first[:1] + struct.pack("<Q", 1) + first[9:],
+                first[:9]]:
+        with pytest.raises(MalformedMessageError):
+            sender.absorb(bad)
+    for c in corrections:
+        sender.absorb(c)
+    with pytest.raises(OutOfOrderError):  # too much: every row is in
+        sender.absorb(corrections[-1])
+    _, fresh = parties(kernels)
+    fresh.setup(bulk.BulkReceiver([b"a", b"b", b"c"], rng=FixedRng("r"), kernels=kernels).hello())
+    last_start = struct.unpack_from("<Q", corrections[-1], 1)[0]
+    past_end = b"\x03" + struct.pack("<Q", 0) + bytes(64 * (last_start + 200))
+    with pytest.raises(MalformedMessageError):
+        fresh.absorb(past_end)
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_results_refused(kernels: bk.Kernels) -> None:
+    receiver, _, results = through_corrections(kernels)
+    assert [r[0] for r in results] == [bulk.ENTRIES, bulk.SEALED]
+    entries, sealed = results
+    size = len(entries) - 9
+    for bad in [b"", b"\x07" + entries[1:], entries[:-1], entries[:1] + struct.pack("<Q", 1) + entries[9:],
+                entries + entries[9:9 + size // 6 * 3]]:
+        r, _, _ = through_corrections(kernels)
+        with pytest.raises(MalformedMessageError):
+            r.open(bad)
+    for bad in [sealed, sealed[:-1], sealed[:1] + struct.pack("<Q", 1) + sealed[9:], sealed + b"\x01\x00\x00"]:
+        r, _, _ = through_corrections(kernels)
+        if bad is not sealed:
+            r.open(entries)
+        with pytest.raises(MalformedMessageError):
+            r.open(bad)
+    unsorted = entries[:9] + b"".join(reversed([entries[9 + k:9 + k + size // 6] for k in range(0, size, size // 6)]))
+    with pytest.raises(MalformedMessageError):
+        through_corrections(kernels)[0].open(unsorted)
+    receiver.open(entries)
+    with pytest.raises(MalformedMessageError):
+        receiver.finish()
+    assert receiver.open(sealed) == [(1, b"pb")]
+    receiver.finish()
+
+
+def test_step_order() -> None:
+    receiver, sender = parties()
+    with pytest.raises(OutOfOrderError):
+        receiver.open(b"\x04" + bytes(8))
+    with pytest.raises(OutOfOrderError):
+        receiver.finish()
+    with pytest.raises(OutOfOrderError):
+        _ = sender.correction_bytes
+    receiver.hello()
+    with pytest.raises(OutOfOrderError):
+        receiver.hello()
+    with pytest.raises(InputError):
+        bulk.BulkSender([b"a"], [], max_receiver_items=1)
+
+
+def test_repr_hides_secrets() -> None:
+    receiver, sender = parties()
+    sender.setup(receiver.hello())
+    for party in (receiver, sender):
+        text = repr(party)
+        assert "step=" in text and len(text) < 80
+
+
+def test_bins_and_tags() -> None:
+    assert bulk.bins(0) == 128
+    assert bulk.bins(1 << 20) >= 1.27 * (1 << 20)
+    assert bk.tag_bytes(1 << 20, 1 << 20) == 11
+
+
+def test_kernels_follow_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PSI_BACKEND", "python")
+    backend.active.cache_clear()
+    try:
+        assert bk.kernels() is bk.PYTHON
+    finally:
+        backend.active.cache_clear()
