@@ -3,7 +3,7 @@
     identity -> agreement (+ pinned certificate) -> rate -> list -> mode -> size -> serving key
     -> replay + budget
 
-Evaluate and BulkMatch (mode `bulk`, sized by the items its hello announces) are admitted alike.
+Evaluate and BulkMatch (mode `bulk`, sized by the cuckoo bins of the items its hello announces) are admitted alike.
 Each check exists once, in this order, with one error class (and so one gRPC
 status, `server.status_codes`) per failure:
 
@@ -48,7 +48,7 @@ class Ask:
     rpc: str
     list_id: str = ""
     mode: Mode | None = None
-    elements: int = 0  # blinded elements a session announces; a bulk session's announced items
+    elements: int = 0  # blinded elements a session announces; a bulk session's cuckoo bins
     request_id: str | None = None  # replay-protected requests only
 
 
