@@ -12,14 +12,15 @@ The client runs in a process of its own, so its peak memory is the client's alon
 from __future__ import annotations
 
 import argparse
-import gc
 import json
 import multiprocessing
 import os
+import pickle
 import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,24 +39,48 @@ PARTNER = ('\n[partners.bench-client]\nlists = ["wanted-persons"]\nmodes = ["int
            "max_query_size = 100000000\nbudget_per_epoch = 1000000000\n\n[limits]\nmax_query_size = 8388608\n")
 
 
-def _lists(log2: int) -> Any:
+@dataclass(frozen=True)
+class Sides:
+    """One size's synthetic lists, made once and pickled, so that each process of the run loads only its side."""
+
+    log2: int
+    client: Path  # list[Record]: the querying side
+    server: Path  # list[Record]: the serving node's list
+    overlap: Path  # frozenset of (client record id, server record id) of one person
+    expected: Path  # set of (client record id, server reference): the hits a match must find
+    items: Path  # (client keys, server keys): the match keys under the exact profile, the peers' items
+
+    def load(self, part: str) -> Any:
+        return pickle.loads(getattr(self, part).read_bytes())
+
+
+def make_sides(log2: int, work: Path) -> Sides:
+    """2^log2 records a side, half of them on both lists (benchmarks/bench_match.py's lists), under `work`."""
     n = 1 << log2
-    return make_lists(n, n, n // 2, seed=log2)
-
-
-def _import(log2: int, work: Path) -> BenchNode:
-    """The server's list imported into a node under `work` (in a child: its memory is not the client's)."""
-    return make_node(work, _lists(log2).b, PARTNER)
-
-
-def _client(log2: int, node: BenchNode) -> dict[str, Any]:
-    """One bulk match of the client's list against the serving node, checked against the known overlap."""
-    lists = _lists(log2)
+    lists = make_lists(n, n, n // 2, seed=log2)
+    parts = ("client", "server", "overlap", "expected", "items")
+    sides = Sides(log2, *(work / f"2p{log2}-{part}.pickle" for part in parts))
     refs = {r.record_id: r.reference for r in lists.b}
-    expected = {(a, refs[b]) for a, b in lists.overlap}
-    records = lists.a
-    del lists, refs
-    gc.collect()
+    for path, value in ((sides.client, lists.a), (sides.server, lists.b), (sides.overlap, lists.overlap),
+                        (sides.expected, {(a, refs[b]) for a, b in lists.overlap}),
+                        (sides.items, (keys_of(lists.a), keys_of(lists.b)))):
+        path.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    return sides
+
+
+def _import(sides: Sides, work: Path) -> BenchNode:
+    return make_node(work, sides.load("server"), PARTNER)
+
+
+def import_node(sides: Sides, work: Path) -> BenchNode:
+    """The server's list imported into a node under `work`, in a child (its memory is not the client's)."""
+    return _in_child(_import, sides, work)
+
+
+def _client(sides: Sides, node: BenchNode) -> dict[str, Any]:
+    """One bulk match of the client's list against the serving node, checked against the known overlap."""
+    expected = sides.load("expected")
+    records = sides.load("client")
     # The peak from here on is the client's (its records included); VmHWM, not ru_maxrss, which a
     # spawned process inherits from its parent.
     Path("/proc/self/clear_refs").write_text("5")
@@ -75,29 +100,28 @@ def _in_child(fn: Any, *args: Any) -> Any:
         return pool.submit(fn, *args).result()
 
 
-def run_ours(log2: int, work: Path) -> dict[str, Any]:
-    node = _in_child(_import, log2, work)
+def run_ours(sides: Sides, node: BenchNode) -> dict[str, Any]:
+    """Bulk mode against `node` (a fresh import of `sides`' server list), the client in a child."""
     with serving(node) as server:
-        ours = _in_child(_client, log2, node)
+        ours = _in_child(_client, sides, node)
     return {**ours, "server_import_s": round(node.import_seconds, 2), "server_peak_mib": round(server.peak_mib, 1),
             "peak_mib": max(ours["client_peak_mib"], round(server.peak_mib, 1))}
 
 
-def bulk_section(log2s: Sequence[int] = BULK_LOG2, protocols: Sequence[str] = BULK_PROTOCOLS) -> list[dict[str, Any]]:
+def bulk_section(sized: Sequence[tuple[Sides, BenchNode]],
+                 protocols: Sequence[str] = BULK_PROTOCOLS) -> list[dict[str, Any]]:
     """One entry per size: log2, keys, ours (end_to_end_s, bytes, peak_mib, ...), the peers and the ratios."""
     section = []
-    for log2 in log2s:
-        lists = _lists(log2)
-        client, server = keys_of(lists.a), keys_of(lists.b)
-        del lists
-        entry: dict[str, Any] = {"log2": log2, "keys": len(client), "secretflow": {}}
+    for sides, node in sized:
+        client, server = sides.load("items")
+        entry: dict[str, Any] = {"log2": sides.log2, "keys": len(client), "secretflow": {}}
         for protocol in protocols:
             try:
                 entry["secretflow"][protocol] = secretflow.run_secretflow(protocol, client, server)
             except secretflow.PeerUnavailableError as exc:
                 entry["secretflow"][protocol] = {"skipped": str(exc)[:300]}
-        with tempfile.TemporaryDirectory() as tmp:
-            ours = run_ours(log2, Path(tmp))
+        del client, server
+        ours = run_ours(sides, node)
         entry.update(ours=ours, end_to_end_s=ours["end_to_end_s"], bytes=ours["bytes"], peak_mib=ours["peak_mib"])
         entry["speedup"] = {p: round(r["seconds"] / ours["end_to_end_s"], 2)
                             for p, r in entry["secretflow"].items() if "seconds" in r}
@@ -124,7 +148,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--log2", type=int, nargs="+", default=list(BULK_LOG2))
     args = parser.parse_args()
-    section = bulk_section(args.log2)
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        sized = []
+        for log2 in args.log2:
+            sides = make_sides(log2, work)
+            sized.append((sides, import_node(sides, work / f"node-2p{log2}")))
+        section = bulk_section(sized)
     print(json.dumps(section, indent=1))
     print("\n".join(markdown(section)))
     return 0

@@ -275,19 +275,24 @@ def heldout_table(results: list[dict]) -> str:  # type: ignore[type-arg]
     def row(label: str, get) -> None:  # type: ignore[no-untyped-def]
         lines.append(f"| {label} | " + " | ".join(str(get(r)) for r in results) + " |")
 
-    row("typo'd records, names only: strong+medium recall", lambda r: r["typo"]["recall_strong_medium"])
-    row("typo'd records, names only: any-strength recall", lambda r: r["typo"]["recall_any"])
-    row("typo'd records: strong+medium precision", lambda r: r["typo"]["precision_strong_medium"])
-    row("typo'd records: any-strength precision", lambda r: r["typo"]["precision_any"])
-    row("cross-script: strong+medium recall", lambda r: r["cross_script"]["recall_strong_medium"])
-    row("cross-script: any-strength recall", lambda r: r["cross_script"]["recall_any"])
-    row("keys per record", lambda r: r["typo"]["keys_per_record"])
-    for label in ("all_names", "frequent_names"):
-        for strength in ("medium", "weak"):
-            row(f"same-date people ({label.replace('_', ' ')}): false {strength} pairs per million",
-                lambda r, la=label, s=strength: r["same_date_people"][la]["false_pairs_per_million"].get(s, 0))
-        row(f"same-date people ({label.replace('_', ' ')}): false medium pairs",
-            lambda r, la=label: r["same_date_people"][la]["false_pairs"].get("medium", 0))
+    for population, pick in (("Faker names", lambda r: r), ("independent names", lambda r: r["independent"])):
+        def typo(key: str, p=pick):  # type: ignore[no-untyped-def]
+            return lambda r: p(r)["typo"][key]
+
+        row(f"{population}, typo'd records, names only: strong+medium recall", typo("recall_strong_medium"))
+        row(f"{population}, the same without missing date/given name", typo("recall_strong_medium_keyable"))
+        row(f"{population}, typo'd records, names only: any-strength recall", typo("recall_any"))
+        row(f"{population}, typo'd records: strong+medium precision", typo("precision_strong_medium"))
+        row(f"{population}, keys per record", typo("keys_per_record"))
+        for label in ("all_names", "frequent_names"):
+            for strength in ("medium", "weak"):
+                row(f"{population}, same-date people ({label.replace('_', ' ')}): false {strength} pairs per million",
+                    lambda r, la=label, s=strength, p=pick:
+                    p(r)["same_date_people"][la]["false_pairs_per_million"].get(s, 0))
+            row(f"{population}, same-date people ({label.replace('_', ' ')}): false medium pairs",
+                lambda r, la=label, p=pick: p(r)["same_date_people"][la]["false_pairs"].get("medium", 0))
+    row("cross-script (Faker names): strong+medium recall", lambda r: r["cross_script"]["recall_strong_medium"])
+    row("cross-script (Faker names): any-strength recall", lambda r: r["cross_script"]["recall_any"])
     for r in results:
         lines += ["", f"Per rule, {r['profile']} (typo'd records; false pairs per million same-date comparisons):", "",
                   "| rule | recall | precision | false pairs / M (all names) | false pairs / M (frequent) |",
@@ -296,13 +301,18 @@ def heldout_table(results: list[dict]) -> str:  # type: ignore[type-arg]
             lines.append(f"| {rule} | {c['recall']} | {c['precision']} | "
                          f"{r['same_date_people']['all_names']['false_pairs_per_million'].get(rule, 0)} | "
                          f"{r['same_date_people']['frequent_names']['false_pairs_per_million'].get(rule, 0)} |")
-        lines += ["", f"By corruption / class, {r['profile']} (strong+medium / any):", "",
-                  "| corruption or class | strong+medium | any |", "|---|---:|---:|"]
+        ind = r.get("independent", {}).get("typo", {}).get("by_corruption", {})
+        lines += ["", f"By corruption / class, {r['profile']} (strong+medium / any; independent names after |):", "",
+                  "| corruption or class | strong+medium | any | strong+medium, independent | any, independent |",
+                  "|---|---:|---:|---:|---:|"]
         for k, c in {**r["typo"]["by_corruption"], **r["cross_script"]["by_class"]}.items():
-            lines.append(f"| {k} | {c['strong_medium']} | {c['any']} |")
-        lines += ["", "Strong/medium false pairs among same-date people (examples):", ""]
-        lines += [f"- {a} / {b} ({rules})" for a, b, rules in r["same_date_people"]["frequent_names"]
-                  ["strong_medium_examples"][:10]]
+            i = ind.get(k, {"strong_medium": "-", "any": "-"})
+            lines.append(f"| {k} | {c['strong_medium']} | {c['any']} | {i['strong_medium']} | {i['any']} |")
+        for population, data in (("Faker", r), ("independent", r.get("independent", {}))):
+            lines += ["", f"Strong/medium false pairs among same-date people, {population} names (examples):", ""]
+            for label in ("frequent_names", "all_names"):
+                lines += [f"- {a} / {b} ({rules}; {label.replace('_', ' ')})" for a, b, rules
+                          in data.get("same_date_people", {}).get(label, {}).get("strong_medium_examples", [])[:10]]
     return "\n".join(lines) + "\n"
 
 

@@ -7,9 +7,10 @@ end to end over loopback gRPC with mutual TLS and a cold server (its tags are
 computed in the run), beside openmined-psi's library calls and SecretFlow's
 two-party PSI (ECDH on FourQ and on Curve25519, KKRT, RR22; benchmarks/peers/)
 on the same items; the group operations' batch calls on each backend
-(bench_backends.py); an unbalanced query of 1,000 records against 1,000,000
-with a cold and a warm client tag cache; the server's tag precompute rate (a
-new key epoch) and its import rate; a 1% list update and the query after it;
+(bench_backends.py); an unbalanced query of 1,000 records against the bulk
+section's largest list (2^20 = 1,048,576 records, imported once for both) with
+a cold and a warm client tag cache; the server's tag precompute rate (a new key
+epoch) and its import rate; a 1% list update and the query after it;
 Bulk mode beside SecretFlow's RR22 and KKRT at 2^16 and 2^20 records a side (the bulk section, bulk.py).
 Writes results/latest.json, results/latest.md and PNG charts.
 """
@@ -140,11 +141,12 @@ def _repeats(name: str, log2: int, repeat: int) -> int:
     return repeat
 
 
-def unbalanced(server_records: int, client_records: int, work: Path, repeat: int) -> dict[str, Any]:
-    lists = make_lists(client_records, server_records, client_records // 10, seed=99)
-    node = make_node(work, lists.b, PARTNER)
-    keys = sum(len(k) for k in map(_keys, lists.b))
-    expected = _expected(lists.a, lists.b, lists.overlap)
+def unbalanced(sides: bulk.Sides, node: BenchNode, client_records: int, work: Path, repeat: int) -> dict[str, Any]:
+    """A few client records against the bulk section's largest list, on its node (imported once for both)."""
+    a, b, overlap = sides.load("client")[:client_records], sides.load("server"), sides.load("overlap")
+    keys = len(sides.load("items")[1])
+    server_records = len(b)
+    expected = _expected(a, b, overlap)
     out: dict[str, Any] = {"server_records": server_records, "client_records": client_records,
                            "server_keys": keys, "precompute_s": round(node.import_seconds, 2),
                            "precompute_keys_per_s": round(keys / node.import_seconds), "repeats": repeat}
@@ -153,22 +155,21 @@ def unbalanced(server_records: int, client_records: int, work: Path, repeat: int
         colds, clients = [], []
         for i in range(repeat):  # each cold run: a new agency client with an empty cache directory
             clients.append(MatchClient(node.target, node.client_tls, cache_dir=work / f"client-cache-{i}"))
-            colds.append(_query(node, lists.a, expected, work / f"client-cache-{i}", pid, clients[-1]))
+            colds.append(_query(node, a, expected, work / f"client-cache-{i}", pid, clients[-1]))
         client, cache = clients.pop(), work / f"client-cache-{repeat - 1}"  # an agency's long-running client
         for other in clients:
             other.close()
         out["cold_cache"] = _median(colds, "wall_s")
-        out["warm_cache"] = _median([_query(node, lists.a, expected, cache, pid, client) for _ in range(repeat)],
+        out["warm_cache"] = _median([_query(node, a, expected, cache, pid, client) for _ in range(repeat)],
                                     "wall_s")
-        out["warm_disk_cache_new_client"] = _query(node, lists.a, expected, cache, pid)
-        changed = [replace(r, reference=r.reference + "-u") for r in lists.b[: server_records // 100]]
+        out["warm_disk_cache_new_client"] = _query(node, a, expected, cache, pid)
+        changed = [replace(r, reference=r.reference + "-u") for r in b[: server_records // 100]]
         started = time.perf_counter()
         report = import_records(load_config(node.config), changed, "benchmark")
         out["update_1pct"] = {"records": len(changed), "keys_recomputed": report.match_keys,
                               "seconds": round(time.perf_counter() - started, 2)}
-        refs = {r.record_id: r.reference for r in (*changed, *lists.b[len(changed):])}
-        after = {(x, refs[y]) for x, y in lists.overlap}
-        out["after_update_warm_cache"] = _query(node, lists.a, after, cache, pid, client)
+        after = _expected(a, [*changed, *b[len(changed):]], overlap)
+        out["after_update_warm_cache"] = _query(node, a, after, cache, pid, client)
         client.close()
         out["server_peak_mib"] = tree_peak_mib(pid)
     started, cpu = time.perf_counter(), tree_cpu_seconds(os.getpid())  # a new key epoch, from the stored keys
@@ -179,10 +180,6 @@ def unbalanced(server_records: int, client_records: int, work: Path, repeat: int
                                "cpu_s": round(tree_cpu_seconds(os.getpid()) - cpu, 2),
                                "keys_per_s": round(rotation.tags / seconds)}
     return out
-
-
-def _keys(record: Record) -> list[bytes]:
-    return keys_of([record])
 
 
 def _seconds(run: dict[str, Any] | None) -> str:
@@ -340,7 +337,7 @@ def main() -> int:
     args = parser.parse_args()
     clock = time.perf_counter()
     sizes = [10, 12] if args.quick else [10, 12, 14, 16] + ([18, 20] if args.large else [])
-    server_records = 10_000 if args.quick else 1_000_000
+    bulk_sizes = [10, 12] if args.quick else list(bulk.BULK_LOG2)
     results: dict[str, Any] = {"cpus": os.cpu_count(), "machine": platform.platform(),
                                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "backend": backend.active().name, "repeat": args.repeat,
@@ -358,13 +355,19 @@ def main() -> int:
         progress.update(task, description="batch calls per backend")
         results["backends"] = bench_backends.compare(2_000 if args.quick else 20_000)
         progress.advance(task)
-        progress.update(task, description=f"unbalanced 1,000 x {server_records:,}")
+        # The largest bulk list, imported once, also serves the unbalanced queries (after bulk mode, as
+        # they change it): making and importing a million records takes minutes.
         with tempfile.TemporaryDirectory() as tmp:
-            results["unbalanced"] = unbalanced(server_records, 1000, Path(tmp), args.repeat)
-        progress.advance(task)
-        if not args.no_bulk:
-            progress.update(task, description="bulk: SecretFlow RR22 and KKRT")
-            results["bulk"] = bulk.bulk_section([10, 12] if args.quick else bulk.BULK_LOG2)
+            work = Path(tmp)
+            progress.update(task, description=f"lists of 2^{bulk_sizes[-1]} records, and their import")
+            sized = [(sides, bulk.import_node(sides, work / f"node-2p{sides.log2}"))
+                     for sides in (bulk.make_sides(log2, work) for log2 in bulk_sizes[-1 if args.no_bulk else 0:])]
+            if not args.no_bulk:
+                progress.update(task, description="bulk: ours, SecretFlow RR22 and KKRT")
+                results["bulk"] = bulk.bulk_section(sized)
+                progress.advance(task)
+            progress.update(task, description=f"unbalanced 1,000 x 2^{bulk_sizes[-1]}")
+            results["unbalanced"] = unbalanced(*sized[-1], 1000, work, args.repeat)
             progress.advance(task)
     results["total_s"] = round(time.perf_counter() - clock, 1)
     results["load_average_end"] = os.getloadavg()  # 1, 5, 15 minutes: how busy the shared host was

@@ -38,7 +38,7 @@ from google.protobuf.message import Message
 
 from client import audit_events as events
 from client.audit_events import AuditSink
-from client.bulk import Aborted, BulkExchange, BulkQuery, choose_mode
+from client.bulk import Aborted, BulkExchange, BulkQuery, choose_mode, gc_paused
 from client.errors import remote_error
 from client.tag_cache import CachedTags, TagCache
 from psi import followup
@@ -188,6 +188,8 @@ class MatchClient:
         self._cache = TagCache(cache_dir) if cache_dir else None
         self._executor = executor if executor is not None else worker_pool()
         self._indexes: dict[tuple[str, str, Mode], tuple[CachedTags, TagIndex]] = {}  # warm, in this process
+        self._saving = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tag-cache")  # a thread once used
+        self._saved: Future[None] | None = None  # the cache file last handed to `_saving`
         self.traffic = Traffic()
 
     def __enter__(self) -> MatchClient:
@@ -198,7 +200,15 @@ class MatchClient:
         self.close()
 
     def close(self) -> None:
+        """Close the channel, once the tag cache file being written is written (its error, if any, is raised)."""
         self._channel.close()
+        self._saving.shutdown(wait=True)
+        self._wait_saved()
+
+    def _wait_saved(self) -> None:
+        saved, self._saved = self._saved, None
+        if saved is not None:
+            saved.result()
 
     def _count(self, message: M) -> M:
         self.traffic.received += message.ByteSize()
@@ -248,7 +258,8 @@ class MatchClient:
         fresh = CachedTags(self.partner, params.list_id, mode, params.key_epoch, version, params.tag_length,
                            tags, labels)
         if self._cache and fresh != cached:
-            self._cache.save(fresh)
+            self._wait_saved()
+            self._saved = self._saving.submit(self._cache.save, fresh)  # written while the query goes on
         index = TagIndex(tags, params.tag_length, labels if mode is Mode.INTERSECTION else ())
         self._indexes[slot] = (fresh, index)
         return index
@@ -335,14 +346,15 @@ class MatchClient:
             if profile is None:
                 raise ParameterMismatchError(f"the partner uses match profile '{params.profile_id}', "
                                              f"which this client does not know (known: {sorted(PROFILES)})")
-            query = BulkQuery(params, profile, records, purpose=purpose, case_reference=case_reference,
-                              operator=operator, request_id=request_id)
-            if query.items == 0:
-                result = MatchResult(Mode.BULK, len(records), 0, 0)
-            else:
-                exchange = BulkExchange(self._stub, self._timeout, self.traffic, query, progress, abort)
-                exchange.run()
-                result = query.result()
+            with gc_paused():
+                query = BulkQuery(params, profile, records, purpose=purpose, case_reference=case_reference,
+                                  operator=operator, request_id=request_id)
+                if query.items == 0:
+                    result = MatchResult(Mode.BULK, len(records), 0, 0)
+                else:
+                    exchange = BulkExchange(self._stub, self._timeout, self.traffic, query, progress, abort)
+                    exchange.run()
+                    result = query.result()
         except (PsiError, Aborted, KeyboardInterrupt) as exc:
             if audit:
                 accepted = exchange is not None and exchange.accepted

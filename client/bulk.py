@@ -12,16 +12,20 @@ progress replies, finish (the last message: the request stream is then closed), 
 
 from __future__ import annotations
 
+import gc
 import queue
 import threading
+from array import array
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import numpy as np
 
 from client.errors import remote_error
-from psi import followup, tags
+from psi import bulk_kernels, tags
 from psi.bulk import SUITE, BulkReceiver
 from psi.client_query import _STRENGTH_ORDER, Hit, MatchResult, check_version_and_profile
 from psi.errors import MalformedMessageError, OutOfOrderError, ParameterMismatchError, StaleStateError
@@ -37,14 +41,13 @@ from psi.messages import (
     Parameters,
     Progress,
 )
-from psi.profiles import Profile
+from psi.profiles import Profile, Strength
 from psi.records import Record
 from psiwire import codec
 from psiwire import matching_pb2 as pb
 from psiwire import matching_pb2_grpc as pb_grpc
 
 ProgressCallback = Callable[[str, int, int], None]  # (stage, done, total), as client.api's
-LABEL_KEY_BYTES = 32  # a payload is label_key ‖ sealed_label
 _IN_FLIGHT = 8  # corrections sent ahead of the server's progress replies
 _ABORT_WAIT_SECONDS = 5.0  # after an abort: how long the server may take to end the call before it is cancelled
 
@@ -76,11 +79,26 @@ def check_bulk_parameters(params: Parameters, profile: Profile, suite: str) -> N
         raise ParameterMismatchError(f"the partner offers {offered}; this client speaks '{suite}'")
 
 
-@dataclass
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off for one bulk match: its per-record and per-hit objects are
+    millions of young containers, and each collection they set off walks every live object (the
+    caller's records too), which at a million records cost more than the match keys themselves.
+    Reference counting still frees what is dropped; the collector runs again afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+@dataclass(slots=True)
 class _Found:
     rules: set[str]
-    position: int  # of the key that gave `label_key`, among the record's keys
-    label_key: bytes = field(repr=False)
+    position: int  # of the key that gave `followup_key`, among the record's keys
+    followup_key: bytes = field(repr=False)
 
 
 class BulkQuery:
@@ -97,13 +115,30 @@ class BulkQuery:
         self.records = list(records)
         self.request_id = request_id
         self._purpose, self._case_reference, self._operator = purpose, case_reference, operator
-        # Each distinct key once: (record index, position among the record's keys, rule) of each record it is in.
-        self._owners: dict[bytes, list[tuple[int, int, str]]] = {}
+        # Each distinct key once, as an item; for each item, where it came from: (record index, position among
+        # the record's keys, rule number) of each record it is in, in flat arrays grouped by item (a list of
+        # tuples per key would cost hundreds of megabytes at a million records).
+        self._rule_ids = [r.rule_id for r in profile.rules]
+        rule_number = {rule: n for n, rule in enumerate(self._rule_ids)}
+        item_of: dict[bytes, int] = {}
+        items, holders, positions, rules = array("I"), array("I"), array("I"), array("I")
         for index, record in enumerate(self.records):
             for position, key in enumerate(profile.match_keys(record)):
-                self._owners.setdefault(key.value, []).append((index, position, key.rule_id))
-        self._keys = list(self._owners)
-        self._receiver = BulkReceiver(self._keys, rng=rng)  # no keys: the client never starts a call
+                items.append(item_of.setdefault(key.value, len(item_of)))
+                holders.append(index)
+                positions.append(position)
+                rules.append(rule_number[key.rule_id])
+        self._items = len(item_of)
+        order = np.argsort(np.frombuffer(items, np.uint32), kind="stable")
+        self._holders, self._positions, self._rules = (array("I", np.frombuffer(a, np.uint32)[order].tobytes())
+                                                       for a in (holders, positions, rules))
+        counts = np.bincount(np.frombuffer(items, np.uint32), minlength=self._items)
+        self._starts = array("Q", np.concatenate(([0], np.cumsum(counts))).astype(np.uint64).tobytes())
+        del items, holders, positions, rules
+        self._kernels = bulk_kernels.kernels()
+        # The receiver keeps its digests of the keys only: the key values go once it is built.
+        self._receiver = BulkReceiver(list(item_of), rng=rng, kernels=self._kernels)  # no keys: never started
+        del item_of
         self._found: dict[tuple[str, str, str], _Found] = {}
         self._next_result = 0
         self.correction_bytes = 0  # sent
@@ -111,12 +146,12 @@ class BulkQuery:
         self.opened = 0  # the receiver's hits, before their labels are opened
 
     def __repr__(self) -> str:
-        return f"BulkQuery(records={len(self.records)}, items={len(self._keys)})"
+        return f"BulkQuery(records={len(self.records)}, items={self._items})"
 
     @property
     def items(self) -> int:
         """Distinct match keys: what the hello announces and the partner's budget counts."""
-        return len(self._keys)
+        return self._items
 
     def start_message(self) -> BulkStart:
         p = self.params
@@ -143,37 +178,45 @@ class BulkQuery:
             raise OutOfOrderError(f"expected result chunk {self._next_result}, got {chunk.index}")
         self._next_result += 1
         self.result_bytes += len(chunk.data)
-        for item, payload in self._receiver.open(chunk.data):
-            self.opened += 1
-            self._hit(self._keys[item], payload)
-
-    def _hit(self, key: bytes, payload: bytes) -> None:
-        if len(payload) <= LABEL_KEY_BYTES:
+        hits = self._receiver.open(chunk.data)
+        if not hits:
+            return
+        self.opened += len(hits)
+        if any(len(payload) <= bulk_kernels.LABEL_KEY_BYTES for _, payload in hits):
             raise MalformedMessageError("a bulk payload holds a label key and a sealed label")
-        label_key, sealed = payload[:LABEL_KEY_BYTES], payload[LABEL_KEY_BYTES:]
-        plain = tags.open_label(label_key, sealed)
-        if plain is None:
-            return  # a truncated-tag collision, not a hit (as in intersection mode)
+        # Each label opened and its follow-up key derived in one batch (native: in parallel, GIL released).
+        for (item, _), opened in zip(hits, self._kernels.open_labels([p for _, p in hits]), strict=True):
+            if opened is not None:  # else a truncated-tag collision, not a hit (as in intersection mode)
+                self._hit(item, *opened)
+
+    def _hit(self, item: int, plain: bytes, followup_key: bytes) -> None:
         reference, category = tags.decode_label(plain)
-        for record_index, position, rule_id in self._owners[key]:
-            slot = (self.records[record_index].record_id, reference, category)
+        for k in range(self._starts[item], self._starts[item + 1]):
+            slot = (self.records[self._holders[k]].record_id, reference, category)
+            position, rule_id = self._positions[k], self._rule_ids[self._rules[k]]
             found = self._found.get(slot)
             if found is None:
-                self._found[slot] = _Found({rule_id}, position, label_key)
+                self._found[slot] = _Found({rule_id}, position, followup_key)
                 continue
             found.rules.add(rule_id)
             if position < found.position:  # the follow-up key of the record's first key that hit
-                found.position, found.label_key = position, label_key
+                found.position, found.followup_key = position, followup_key
 
     def result(self) -> MatchResult:
         """Every hit, once the partner's results are all in (the receiver checks they are)."""
         if self._receiver is not None:
             self._receiver.finish()
         hits = []
+        strength_of = {r.rule_id: r.strength for r in self.profile.rules}
+        outcomes: dict[frozenset[str], tuple[tuple[str, ...], Strength]] = {}  # a few sets of rules recur
         for (record_id, reference, category), found in self._found.items():
-            rules = tuple(r.rule_id for r in self.profile.rules if r.rule_id in found.rules)
-            strength = min((self.profile.rule(r).strength for r in rules), key=_STRENGTH_ORDER.__getitem__)
-            hits.append(Hit(record_id, reference, category, rules, strength, followup.followup_key(found.label_key)))
+            rule_set = frozenset(found.rules)
+            outcome = outcomes.get(rule_set)
+            if outcome is None:
+                rules = tuple(r for r in strength_of if r in rule_set)  # in the profile's order
+                outcome = outcomes[rule_set] = (rules, min((strength_of[r] for r in rules),
+                                                            key=_STRENGTH_ORDER.__getitem__))
+            hits.append(Hit(record_id, reference, category, *outcome, found.followup_key))
         hits.sort(key=lambda h: (h.record_id, h.reference))
         return MatchResult(Mode.BULK, len(self.records), self.items, len({h.record_id for h in hits}), tuple(hits))
 

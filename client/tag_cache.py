@@ -5,54 +5,18 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import overload
 
 import numpy as np
 
 from psi.messages import Mode
+from psi.tagset import PackedLabels
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]")
 _FORMAT = 2  # files of another format are fetched again
-
-
-class PackedLabels(Sequence[bytes]):
-    """Sealed labels back to back in one buffer, as the cache file holds them.
-
-    A label becomes a bytes object only when it is read (a hit), so loading a
-    million-entry set costs one read rather than a million small objects.
-    """
-
-    def __init__(self, blob: bytes | memoryview, ends: np.ndarray) -> None:
-        self._blob = memoryview(blob)
-        self._ends = ends
-        self._starts = np.concatenate(([0], ends[:-1])) if len(ends) else ends
-
-    def __len__(self) -> int:
-        return len(self._ends)
-
-    def __iter__(self) -> Iterator[bytes]:
-        blob = self._blob
-        return (bytes(blob[a:b]) for a, b in zip(self._starts.tolist(), self._ends.tolist(), strict=True))
-
-    @overload
-    def __getitem__(self, index: int) -> bytes: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> list[bytes]: ...
-
-    def __getitem__(self, index: int | slice) -> bytes | list[bytes]:
-        if isinstance(index, slice):
-            return [self[i] for i in range(*index.indices(len(self)))]
-        return bytes(self._blob[int(self._starts[index]):int(self._ends[index])])
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, list | tuple | PackedLabels) and len(self) == len(other) and all(
-            a == b for a, b in zip(self, other, strict=True))
-
-    __hash__ = None  # type: ignore[assignment]  # compared by content, so unhashable (like a list)
+_MAX_LABEL = 0xFFFF  # a label length is stored in two bytes
 
 
 @dataclass(frozen=True)
@@ -105,11 +69,14 @@ class TagCache:
         count = len(cached.tags) // cached.tag_length
         meta = {"format": _FORMAT, "key_epoch": cached.key_epoch, "list_version": cached.list_version,
                 "tag_length": cached.tag_length, "count": count, "labels": bool(cached.labels)}
-        # Label lengths as one array, then the labels back to back: read back without a loop per byte string.
-        lengths = np.fromiter(map(len, cached.labels), dtype="<u2", count=len(cached.labels)).tobytes()
+        # Label lengths as one array, then the labels back to back: written and read without a loop per label.
+        labels = PackedLabels.of(cached.labels)
+        if len(labels) and int(labels.lengths.max()) > _MAX_LABEL:
+            return  # no sealed label is this long: such a set is used, not kept
+        lengths = labels.lengths.astype("<u2").tobytes()
         path = self._path(cached.node_id, cached.list_id, cached.mode)
         tmp = path.with_name(path.name + ".tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            handle.writelines([json.dumps(meta).encode(), b"\n", cached.tags, lengths, b"".join(cached.labels)])
+            handle.writelines([json.dumps(meta).encode(), b"\n", cached.tags, lengths, labels.blob])
         os.replace(tmp, path)

@@ -2,10 +2,11 @@
 
 `psi.bulk` runs the KKRT16 state machine and calls these on packed buffers: the cuckoo table,
 the base OTs, the OT-extension rows, the sender's entries and sealed payloads, the receiver's
-index and look-up. Both implementations are deterministic functions of their inputs (the
-caller draws every random byte), so they give byte-identical messages; the native one is the
-`bulk_*` functions of `psi_native` (native/bulk/, rayon, the GIL released), the reference is
-numpy plus `cryptography`'s AES and libsodium's ristretto255, slow but small enough to read.
+index and look-up, and the client's opening of each hit's label with its follow-up key. Both
+implementations are deterministic functions of their inputs (the caller draws every random
+byte), so they give byte-identical messages; the native one is the `bulk_*` functions of
+`psi_native` (native/bulk/, rayon, the GIL released), the reference is numpy plus
+`cryptography`'s AES and libsodium's ristretto255, slow but small enough to read.
 `kernels()` follows the OPRF backend switch (`PSI_BACKEND`, `psi.backend.active()`).
 
 Packed u32 arrays are little-endian. A cuckoo table holds item * 3 + hash index per bin, or EMPTY.
@@ -25,7 +26,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESSIV
 
-from psi import backend, group
+from psi import backend, followup, group, tags
 from psi.errors import MalformedMessageError
 
 WIDTH_BITS = 512  # code width k: one base OT per bit
@@ -41,7 +42,9 @@ MASKED_BYTES = KEY_BYTES + 4  # item key || ciphertext position, under F[12:32]
 MIN_TAG_BYTES, MAX_TAG_BYTES = 8, F_BYTES - MASKED_BYTES
 MATCH_BYTES = 4 + MASKED_BYTES
 SEAL_OVERHEAD = 16
+LABEL_KEY_BYTES = 32  # a hit's payload is label_key ‖ sealed_label (the server's stored entry)
 MAX_EVICTIONS = 500
+NOT_OPENED = 0xFFFFFFFF  # open_labels: the length of a label that did not open
 
 LABEL_ITEM = b"psi-bulk-v1-item"
 LABEL_BASE_OT = b"psi-bulk-v1-base-ot"
@@ -84,6 +87,7 @@ class Kernels(Protocol):
     def open_sealed(self, body: bytes, first: int, pending: bytes) -> tuple[int, bytes, bytes, bytes]: ...
     def receiver_index(self, f: bytes, table: bytes, tag_len: int) -> bytes: ...
     def lookup(self, index: bytes, entries: bytes, tag_len: int) -> bytes: ...
+    def open_labels(self, payloads: Sequence[bytes]) -> list[tuple[bytes, bytes] | None]: ...
 
 
 def _ecb(key: bytes, blocks: bytes) -> bytes:
@@ -334,6 +338,15 @@ class PythonKernels:
                 out.append(record[tag_len + MASKED_BYTES:] + unmasked)
         return b"".join(out)
 
+    def open_labels(self, payloads: Sequence[bytes]) -> list[tuple[bytes, bytes] | None]:
+        """Each payload's label (psi.tags) and follow-up key (psi.followup), or None where it does not open."""
+        out: list[tuple[bytes, bytes] | None] = []
+        for payload in payloads:
+            key, sealed = payload[:LABEL_KEY_BYTES], payload[LABEL_KEY_BYTES:]
+            plain = tags.open_label(key, sealed) if len(payload) > LABEL_KEY_BYTES else None
+            out.append(None if plain is None else (plain, followup.followup_key(key)))
+        return out
+
 
 class _NativeModule(Protocol):
     BulkMalformed: type[ValueError]
@@ -355,6 +368,8 @@ class _NativeModule(Protocol):
     def bulk_open_sealed(self, body: bytes, first: int, pending: bytes, /) -> tuple[int, bytes, bytes, bytes]: ...
     def bulk_receiver_index(self, f: bytes, table: bytes, tag_len: int, /) -> bytes: ...
     def bulk_lookup(self, index: bytes, entries: bytes, tag_len: int, /) -> bytes: ...
+    def bulk_open_labels(self, data: bytes, lengths: bytes, ad: bytes, info: bytes,
+                         /) -> tuple[bytes, bytes, bytes]: ...
 
 
 def _packed(values: Sequence[bytes]) -> tuple[bytes, bytes]:
@@ -430,6 +445,19 @@ class NativeKernels:
             return self._n.bulk_lookup(index, entries, tag_len)
         except self._n.BulkMalformed as exc:
             raise self._peer(exc) from None
+
+    def open_labels(self, payloads: Sequence[bytes]) -> list[tuple[bytes, bytes] | None]:
+        # The formats of psi.tags and psi.followup, whose constants the native call takes.
+        labels, lengths, keys = self._n.bulk_open_labels(*_packed(payloads), tags.LABEL_AD, followup.FOLLOWUP_INFO)
+        ends = np.frombuffer(lengths, "<u4")
+        opened = ends != NOT_OPENED
+        stops = np.cumsum(np.where(opened, ends, 0)).tolist()
+        out: list[tuple[bytes, bytes] | None] = []
+        start = 0
+        for i, (ok, stop) in enumerate(zip(opened.tolist(), stops, strict=True)):
+            out.append((labels[start:stop], keys[32 * i:32 * (i + 1)]) if ok else None)
+            start = stop
+        return out
 
 
 PYTHON = PythonKernels()

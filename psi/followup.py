@@ -18,12 +18,12 @@ import hmac
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
-_INFO = b"psi-v1-followup-key"
+FOLLOWUP_INFO = b"psi-v1-followup-key"
 _DOMAIN = b"psi-v1-followup-proof"
 
 
 def followup_key(label_key: bytes) -> bytes:
-    return HKDFExpand(hashes.SHA256(), 32, _INFO).derive(label_key)
+    return HKDFExpand(hashes.SHA256(), 32, FOLLOWUP_INFO).derive(label_key)
 
 
 def _message(partner: str, reference: str, request_id: str) -> bytes:

@@ -1,11 +1,11 @@
-"""Name normalisation for matching across spellings and scripts (profile `standard/2`).
+"""Name normalisation for matching across spellings and scripts (profile `standard/3`).
 
 `name_tokens` transliterates any script to Latin (the `anyascii` library), folds case and
 diacritics, splits on punctuation and at capitals inside Latin words ("McDonald"), and then applies
 the hand-written rules below. A CJK-script name keeps each run of syllables as one word (a name
-written as one run, "WangXiaoMing": the family syllable, then the rest). `two_part_readings` reads
-the words as two parts, the same whatever their order (family first or last) and however a part is
-split into words ("Kim Min Jun", "Kim Minjun", "Minjun KIM"). `name_code` is a consonant key that
+written as one run, "WangXiaoMing": the family syllable, then the rest). `given_family` reads the
+words as given and family name in the order the source or the script's convention gives, and the other
+way round only where the name roles prove it ("Kim Minjun", "Smith John"). `name_code` is a consonant key that
 keeps the information that tells people apart (the class of the first vowel, a feminine ending),
 `skeleton` the loose consonant key of `standard/1` kept for the weak rules.
 
@@ -26,7 +26,7 @@ from importlib.metadata import version
 
 from anyascii import anyascii
 
-from psi.spelling import code_group, corrected, known_name, variant_group
+from psi.spelling import cjk_syllable, cjk_syllables, code_group, corrected, known_name, role, variant_group
 
 # The versions that shape keys, folded into the profile hash (docs/matching.md, "Profile hash"):
 # Unicode's tables (NFKC, case folding, white space, alphanumerics) come with CPython.
@@ -164,25 +164,59 @@ def name_tokens(text: str) -> list[str]:
     if len(words) >= 2:
         for pos in (0, len(words) - 1):
             if words[pos] in pieces:  # not a syllable of a given name (Yi Sun-sin: sin is not Shin)
-                words[pos] = KOREAN_FAMILY.get(words[pos], words[pos])
+                words[pos] = korean_family(words[pos])
     return words
 
 
-def min_rotation(items: list[str]) -> list[str]:
-    return min(items[i:] + items[:i] for i in range(len(items))) if items else []
+def korean_family(word: str) -> str:
+    """One spelling of a Korean family name's romanisations (Gim, Ghim -> Kim); any other word as it is."""
+    return KOREAN_FAMILY.get(word, word)
 
 
-def two_part_readings(tokens: list[str]) -> list[str]:
-    """The name read as two parts, given and family name, for each split between two words.
+def family_first(first: list[str], last: list[str]) -> bool:
+    """True when the name roles prove a name is written family name first (psi.spelling.role).
 
-    Each reading is the two parts' letters (words joined), sorted: the same for either order (Wang Xiaoming /
-    Xiaoming Wang) and however a part is split into words (Kim Min Jun / Kim Minjun), but the part
-    boundary stays (Lin Gao / Ling Ao, Sumin Jeong / Jeongsu Min), and another order that is not a swap
-    of the two parts differs (Ali Hassan Omar / Omar Hassan Ali). A one-word name is its one reading.
+    Either every word before the split is mostly a family name and none after it is (Smith John), or
+    every word after it is mostly a given name and none before it is (Gibbons James), or the name is a
+    romanised Chinese or Korean one written family first (`_cjk_family`). Not Anthony Alexander, nor
+    Fan Xiang, whose words can be either part.
     """
-    if len(tokens) < 2:
-        return ["".join(tokens)]
-    return sorted({" ".join(sorted(("".join(tokens[:k]), "".join(tokens[k:])))) for k in range(1, len(tokens))})
+    if not (first and last):
+        return False
+    roles_first, roles_last = [role(w) for w in first], [role(w) for w in last]
+    return ((all(r == "f" for r in roles_first) and "f" not in roles_last)
+            or (all(r == "g" for r in roles_last) and "g" not in roles_first) or _cjk_family(first, last))
+
+
+def _cjk_family(family: list[str], given: list[str]) -> bool:
+    """One Korean family name or Chinese family syllable, and a given name of two or more syllables:
+    the structure of a Chinese or Korean name (Wang Xiaoming, Kim Min-jun, 정수 민) says which is which."""
+    run = "".join(given)
+    syllables = ((len(given) > 1 and all(map(cjk_syllable, given)))  # U-Jin: one-letter syllables written apart
+                 or (not cjk_syllable(run) and cjk_syllables(run)))
+    return len(family) == 1 and (family[0] in KOREAN_FAMILY.values()
+                                 or (cjk_syllable(family[0]) and role(family[0]) != "g")) and syllables
+
+
+def given_family(tokens: list[str], split: int | None, *, cjk: bool) -> list[tuple[list[str], list[str]]]:
+    """The readings of a name as (given words, family words), its order respected.
+
+    `split` is where the given-name field ends when the source keeps the parts apart; a full name is read
+    by its script's convention: a CJK-script name family name first (its first word), any other given
+    name first, at each split between two words. The reverse reading is added where the roles prove the
+    parts are the other way round (`family_first`, `_cjk_family`), so a swap of two names common in both
+    roles (Alexander Anthony / Anthony Alexander) is not one name.
+    """
+    if cjk:
+        out = [(tokens[1:], tokens[:1])]
+        return [*out, (tokens[:-1], tokens[-1:])] if _cjk_family(tokens[-1:], tokens[:-1]) else out
+    out = []
+    for k in [split] if split is not None else range(1, max(2, len(tokens))):
+        first, last = tokens[:k], tokens[k:]
+        out.append((first, last))
+        if family_first(first, last):
+            out.append((last, first))
+    return out
 
 
 def _consonants(token: str, *, keep_h: bool) -> str:

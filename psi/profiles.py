@@ -22,11 +22,11 @@ from psi.normalize import (
     UNICODE_VERSION,
     cjk_script,
     consonant_count,
+    given_family,
     has_vowels,
-    min_rotation,
+    korean_family,
     skeleton,
     token_lists,
-    two_part_readings,
     word_code,
 )
 from psi.records import IdentityDocument, PartialDate, Record
@@ -208,18 +208,61 @@ def _corrected_readings(tokens: list[str], limit: int = 2) -> list[list[str]]:
     return out if len(out) <= limit else [[corrected(w) for w in tokens]]
 
 
+def _written(record: Record) -> list[tuple[list[str], int | None, bool]]:
+    """Each name's tokens, where its given name ends (None: by convention) and whether it is CJK script."""
+    out: list[tuple[list[str], int | None, bool]] = []
+    if record.given_name.strip() or record.family_name.strip():
+        for given in token_lists(record.given_name) or [[]]:
+            out += [(given + [korean_family(w) for w in family], len(given), False)
+                    for family in token_lists(record.family_name) or [[]]]
+    for name in (record.name, *record.aliases):
+        parts = _capitals_family(name)
+        if parts:  # WANG Xiaoming, Xiaoming WANG: the order is written
+            out += [(g + f, len(g), False) for g in token_lists(parts[0]) for f in token_lists(parts[1])]
+        else:
+            out += [(tokens, None, cjk_script(name)) for tokens in token_lists(name)]
+    return out
+
+
+def _capitals_family(name: str) -> tuple[str, str] | None:
+    """(given, family) of a name whose family name, and only it, is written in capitals, at its start or end.
+
+    The convention of passports and many official lists (COHEN Ben, Xiaoming WANG); a name all in
+    capitals or all in mixed case says nothing.
+    """
+    words = name.split()
+    caps = [sum(ch.isalpha() for ch in w) >= 2 and w.isupper() for w in words]
+    mixed = [any(ch.islower() for ch in w) for w in words]
+    if not any(caps) or all(caps) or not all(c or m for c, m in zip(caps, mixed, strict=True)):
+        return None
+    n = caps.index(False) if caps[0] else len(caps) - caps[::-1].index(False)
+    if caps[0] and not any(caps[n:]):
+        return " ".join(words[n:]), " ".join(words[:n])
+    if not caps[0] and all(caps[n:]) and not any(caps[:n]):
+        return " ".join(words[:n]), " ".join(words[n:])
+    return None
+
+
+_ORDER = "given_family(fields, else CJK script family first, else given first; reversed where roles prove it)"
+
+
 @dataclass(frozen=True)
 class NameBirthDate:
-    """Each two-part reading of the name (psi.normalize.two_part_readings) + full date of birth (medium)."""
+    """Given name and family name, each its words joined, in order (psi.normalize.given_family) + full date (medium)."""
 
     rule_id: str = "name-dob"
     strength: Strength = Strength.MEDIUM
-    definition: str = "two_part_readings(corrections(token_lists(name|alias))) | " + _DATE
+    definition: str = f"corrections(joined given | joined family) of {_ORDER} over token_lists(name|alias) | {_DATE}"
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
-        return sorted({(reading, date) for t in _names(record) for fixed in _corrected_readings(t)
-                       for reading in two_part_readings(fixed)}) if date else []
+        if not date:
+            return []
+        # The order is read from the words as written; the correction then applies to each part.
+        return sorted({("".join(fixed[:len(given)]), "".join(fixed[len(given):]), date)
+                       for tokens, split, cjk in _written(record)
+                       for given, family in given_family(tokens, split, cjk=cjk)
+                       for fixed in _corrected_readings(given + family)})
 
 
 _MIN_CODE_CONSONANTS = 4  # a medium code key needs at least this many consonants over two or more words
@@ -227,25 +270,26 @@ _MIN_CODE_CONSONANTS = 4  # a medium code key needs at least this many consonant
 
 @dataclass(frozen=True)
 class NameCodeBirthDate:
-    """Name codes of the words (psi.normalize.name_code), smallest rotation + full date of birth (medium)."""
+    """Name codes of the words (psi.normalize.name_code), given name then family name + full date of birth (medium)."""
 
     rule_id: str = "code-dob"
     strength: Strength = Strength.MEDIUM
-    definition: str = (f"min_rotation(word_code(token_lists(name|alias))), not CJK script, >=2 words, one with vowels, "
-                       f">={_MIN_CODE_CONSONANTS} consonants | {_DATE}")
+    definition: str = (f"word_code(given words + family words of {_ORDER} over token_lists(name|alias)), "
+                       f"not CJK script, >=2 words, one with vowels, >={_MIN_CODE_CONSONANTS} consonants | {_DATE}")
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
         date = _full_date(record)
         if not date:
             return []
-        parts = set()
+        parts: set[tuple[str, ...]] = set()
         # A CJK-script name is left to name-dob: its reading writes every vowel, and folding them into
         # classes merges different syllables (미영 Miyeong / 미정 Mijeong, 骆 Luo / 陆 Lu).
-        for tokens in (t for n in record.names if not cjk_script(n) for t in token_lists(n)):
-            codes = [word_code(t) for t in tokens]
-            if (len(codes) >= 2 and any(map(has_vowels, tokens))
-                    and sum(map(consonant_count, codes)) >= _MIN_CODE_CONSONANTS):
-                parts.add((" ".join(min_rotation(codes)), date))
+        for tokens, split, _ in (w for w in _written(record) if not w[2]):
+            codes = {t: word_code(t) for t in tokens}
+            if (len(tokens) >= 2 and any(map(has_vowels, tokens))
+                    and sum(map(consonant_count, codes.values())) >= _MIN_CODE_CONSONANTS):
+                parts.update((" ".join(codes[t] for t in given + family), date)
+                             for given, family in given_family(tokens, split, cjk=False))
         return sorted(parts)
 
 
@@ -346,7 +390,7 @@ GOLDEN_RECORDS: tuple[Record, ...] = (
 )
 
 EXACT_PROFILE = Profile("exact/1", (DocumentNumber(), ExactNameBirthDate()), (("unicode", UNICODE_VERSION),))
-STANDARD_PROFILE = Profile("standard/2", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
+STANDARD_PROFILE = Profile("standard/3", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
                                           SkeletonDropOneBirthDate(), SkeletonBirthYear()),
                            (("unicode", UNICODE_VERSION), ("anyascii", ANYASCII_VERSION),
                             ("name-words", name_words_version())))

@@ -1,4 +1,4 @@
-"""Known-name spelling correction for the medium rules of `standard/2`.
+"""Known-name spelling correction for the medium rules of `standard/3`.
 
 A mistyped word is, almost always, not a name anyone is called: `Marvni`, `Gabirel`, `Kowalksi`.
 Two distinct real names one letter apart (`Martin`/`Marvin`, `Janet`/`Janett`, `Kathe`/`Kathy`) are
@@ -11,7 +11,9 @@ The known names are `psi/data/name_words.txt`: every given and family name of ev
 Faker package's person provider (public name statistics per country, MIT licence), read as
 `psi.normalize` reads names, one word a line with how many locales list it, its variant group
 (spelling variants of one name share a name symbol in rigour's Wikidata-derived name data:
-Omar/Umar, not Kathe/Kathy) and whether it is a Chinese or Korean syllable.
+Omar/Umar, not Kathe/Kathy; two widespread Latin-script names such as Anna/Ana are never one
+group), whether it is a Chinese or Korean syllable, and its role: mostly a given name, mostly a
+family name, or common as both.
 `benchmarks/data/make_name_words.py` rebuilds it; the first 16 hex digits of its SHA-256 enter the
 profile hash (`name_words_version`), so nodes with different lists refuse each other instead of
 silently missing hits. docs/matching.md section 5.4 defines every step.
@@ -24,6 +26,7 @@ below is a few lines.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib.resources import files
@@ -46,7 +49,8 @@ def name_words_version() -> str:
 
 @cache
 def _words() -> dict[str, tuple[int, str, str]]:
-    """Each listed word -> (locales that list it, its code-dob reading or "-", flags: s = CJK syllable)."""
+    """Each listed word -> (locales that list it, its code-dob reading or "-", flags: s = CJK syllable,
+    g = mostly a given name, f = mostly a family name)."""
     out = {}
     for line in _raw().decode().splitlines():
         word, locales, reading, _, flags = line.split()
@@ -76,12 +80,18 @@ def _syllables() -> frozenset[str]:
     return frozenset(word for word, (_, _, flags) in _words().items() if "s" in flags)
 
 
+def cjk_syllable(word: str) -> bool:
+    """True if the word is one romanised Chinese or Korean name syllable (Wang, Kim, Min)."""
+    return word in _syllables()
+
+
 def cjk_syllables(word: str) -> bool:
-    """True if the word is a run of romanised Chinese or Korean name syllables (Sunsin, Xiaoming)."""
+    """True if the word is a run of romanised Chinese or Korean name syllables of two or more letters
+    (Sunsin, Xiaoming); one-letter syllables (a, e, i, o) would make most Latin words such a run (Emilie)."""
     syllables = _syllables()
     ends = {0}
     for end in range(1, len(word) + 1):
-        if any(word[start:end] in syllables for start in ends if end - start <= 6):
+        if any(word[start:end] in syllables for start in ends if 2 <= end - start <= 6):
             ends.add(end)
     return len(word) in ends
 
@@ -92,6 +102,20 @@ def known_names() -> Iterable[str]:
 
 def known_name(word: str) -> bool:
     return word in _words() and _words()[word][0] > 0
+
+
+# An East Slavic patronymic (Nikolaevich, Nikolayevich, Petrovna): the second word of a given name, so a
+# name written with one after the given name is family name first (Ельцин Борис Николаевич).
+_PATRONYMIC = re.compile(r"[a-z]{2,}(?:ovich|evich|ovych|evych|ovitch|evitch|owitsch|ewitsch|ovna|evna|ichna)")
+
+
+def role(word: str) -> str:
+    """"g" for a word that is mostly a given name (or a patronymic), "f" mostly a family name, "" for either
+    or unknown; an unknown word has the role of the one known name it is a slip of."""
+    if _PATRONYMIC.fullmatch(word):
+        return "g"
+    flags = _words().get(corrected(word), (0, "-", ""))[2]
+    return "g" if "g" in flags else "f" if "f" in flags else ""
 
 
 def variant_group(word: str) -> str | None:
@@ -127,11 +151,17 @@ def _edits(word: str) -> set[str]:
 
 
 def candidates(word: str) -> list[str]:
-    """The known names one edit (or one OCR confusion) from an unknown word, sorted; [] for a known word."""
+    """The known names one edit (or one OCR confusion) from an unknown word, sorted; [] for a known word.
+
+    Not a letter added or dropped at the start (an OCR confusion there is read): an unknown word that is a
+    known name with one more or one fewer first letter is more often another real name (Ghassan/Hassan,
+    Yannick/Annick, Farrington/Arrington).
+    """
     words = _words()
     if word in words or len(word) < _MIN_LENGTH or cjk_syllables(word):
         return []
-    return sorted(w for w in _edits(word) | _ocr_variants(word) if words.get(w, (0,))[0] > 0)
+    found = {w for w in _edits(word) if w[0] == word[0] or len(w) == len(word)} | _ocr_variants(word)
+    return sorted(w for w in found if words.get(w, (0,))[0] > 0)
 
 
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")

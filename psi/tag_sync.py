@@ -83,13 +83,12 @@ def tag_chunks(plan: TagPlan, snapshot: TagSnapshot, changes: Changes | None, ma
     labelled = plan.mode is Mode.INTERSECTION
     if not plan.delta:
         blob = snapshot.tags if labelled else snapshot.cardinality_tags
-        labels = snapshot.labels[plan.offset:] if labelled else ()
         start = plan.offset
         costs = snapshot.entry_costs[plan.offset:] if labelled else entry_costs(snapshot.count - plan.offset, t, ())
         for stop in _cuts(costs, budget):
             end = plan.offset + stop
             yield TagChunk(snapshot.key_epoch, snapshot.list_version, start, snapshot.count,
-                           blob[start * t:end * t], tuple(labels[start - plan.offset:stop]))
+                           blob[start * t:end * t], tuple(snapshot.labels[start:end]) if labelled else ())
             start = end
         return
     if changes is None:

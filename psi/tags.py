@@ -23,7 +23,7 @@ from psi.records import Record
 TAG_MATERIAL_BYTES = backend.MATERIAL_BYTES
 FALSE_POSITIVE_BITS = 40  # target: below 2^-40 false tag matches per query
 MIN_TAG_BYTES = 8
-_LABEL_AD = b"psi-v1-label"
+LABEL_AD = b"psi-v1-label"
 CARDINALITY_DOMAIN = b"psi-v1-cardinality-tag"
 _LABEL_SEP = b"\x1f"
 
@@ -55,13 +55,13 @@ def decode_label(plain: bytes) -> tuple[str, str]:
 
 def seal_label(label_key: bytes, plain: bytes) -> bytes:
     """Deterministic AEAD: one key per (epoch, match key), 16 bytes of overhead."""
-    return backend.seal(label_key, plain, _LABEL_AD)
+    return backend.seal(label_key, plain, LABEL_AD)
 
 
 def open_label(label_key: bytes, sealed: bytes) -> bytes | None:
     """The label, or None when the key does not fit (a false tag match)."""
     try:
-        return AESSIV(label_key).decrypt(sealed, [_LABEL_AD])
+        return AESSIV(label_key).decrypt(sealed, [LABEL_AD])
     except (InvalidTag, ValueError):
         return None
 
@@ -94,7 +94,7 @@ def epoch_entries(inputs: list[KeyInput], key: bytes) -> list[EpochEntry]:
     """
     materials, cardinality, sealed, label_keys = backend.active().epoch_entries(
         key, [value for _, _, value, _, _ in inputs], b"".join(element for _, _, _, element, _ in inputs),
-        [label for _, _, _, _, label in inputs], CARDINALITY_DOMAIN, _LABEL_AD)
+        [label for _, _, _, _, label in inputs], CARDINALITY_DOMAIN, LABEL_AD)
     out: list[EpochEntry] = []
     m, end = TAG_MATERIAL_BYTES, 0
     for i, (record_id, rule_id, _, _, label) in enumerate(inputs):

@@ -1,4 +1,4 @@
-"""Write psi/data/name_words.txt: the known names of profile `standard/2` (psi.spelling).
+"""Write psi/data/name_words.txt: the known names of profile `standard/3` (psi.spelling).
 
     pip install faker==40.63.0 rigour==2.6.1 && python benchmarks/data/make_name_words.py
 
@@ -17,7 +17,15 @@ the syllable runs of Chinese and Korean names too). One line per word:
   symbol, so each keeps its own spelling and they never meet at medium;
 - code: the word's name code when it has a reading (an unknown spelling with that code is read as
   the one variant group that has it, if only one does), else `-`;
-- flags: `s` for a romanised Chinese or Korean syllable (a single character's reading), else `-`.
+- flags: `s` for a romanised Chinese or Korean syllable (a single character's reading); the word's
+  role, which proves a swap of given and family name (psi.profiles): `g` when at least ROLE_RATIO
+  times as many locales list it as a given name as list it as a family name (John 24:3), `f` the
+  other way round (Smith 2:9, and the Korean family names of psi.normalize.KOREAN_FAMILY), neither
+  when it is common in both roles (Ali 12:11, Thomas 28:11); `-` for no flag.
+
+Two spellings that are each a widespread native Latin-script name (listed, written in Latin script, by
+at least WIDESPREAD locales: Anna/Ana, Kathe/Kathy) are distinct names and are not joined through a
+rigour symbol; transliterations of one name (Mohammed/Muhammad, Omar/Umar, Natalia/Natalya) are.
 
 Faker's words are never corrected by psi.spelling (they are the list), so the file is built with an
 empty list in place.
@@ -41,29 +49,60 @@ from rigour.names import NameTypeTag, analyze_names  # noqa: E402
 import psi.spelling  # noqa: E402
 
 psi.spelling._raw = lambda: b""  # list while no known-name rule applies
-from psi.normalize import _GLIDE, cjk_script, fold, name_code, name_tokens, token_lists  # noqa: E402
+from psi.normalize import (  # noqa: E402
+    _GLIDE,
+    KOREAN_FAMILY,
+    cjk_script,
+    fold,
+    name_code,
+    name_tokens,
+    token_lists,
+)
 
 ATTRIBUTES = ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary", "last_names",
               "last_names_male", "last_names_female")
 
 
-def _faker_names() -> dict[str, set[str]]:
-    """Each normalised word -> the locales that list it; and the CJK syllables."""
-    words: dict[str, set[str]] = defaultdict(set)
-    for module in pkgutil.iter_modules(person_providers.__path__):
-        provider = importlib.import_module(f"faker.providers.person.{module.name}").Provider
-        for attribute in ATTRIBUTES:
-            values = getattr(provider, attribute, None)
-            if not values or isinstance(values, property):
-                continue
-            for value in (values.keys() if isinstance(values, dict) else values):
-                name = str(value)
-                tokens = [t for reading in token_lists(name) for t in reading] + name_tokens(name)
-                if cjk_script(name):
-                    tokens.append(re.sub(r"[^a-z0-9]", "", fold(name).lower()))
-                for token in tokens:
-                    words[token].add(module.name)
-    return words
+WIDESPREAD = 17  # a fifth of Faker's 86 locales
+ROLE_RATIO = 3
+
+
+class FakerNames:
+    """Each normalised word -> the locales that list it, those that list it in Latin script, its roles."""
+
+    def __init__(self) -> None:
+        self.locales: dict[str, set[str]] = defaultdict(set)
+        self.latin: dict[str, set[str]] = defaultdict(set)
+        self.roles: dict[str, dict[str, set[str]]] = {"g": defaultdict(set), "f": defaultdict(set)}
+        for module in pkgutil.iter_modules(person_providers.__path__):
+            provider = importlib.import_module(f"faker.providers.person.{module.name}").Provider
+            for attribute in ATTRIBUTES:
+                values = getattr(provider, attribute, None)
+                if not values or isinstance(values, property):
+                    continue
+                for value in (values.keys() if isinstance(values, dict) else values):
+                    self._add(str(value), module.name, "g" if attribute.startswith("first") else "f")
+
+    def _add(self, name: str, locale: str, role: str) -> None:
+        tokens = [t for reading in token_lists(name) for t in reading] + name_tokens(name)
+        if cjk_script(name):
+            tokens.append(re.sub(r"[^a-z0-9]", "", fold(name).lower()))
+        latin = all(ord(ch) < 0x250 for ch in name)
+        for token in tokens:
+            self.locales[token].add(locale)
+            self.roles[role][token].add(locale)
+            if latin:
+                self.latin[token].add(locale)
+
+    def role(self, word: str) -> str:
+        if word in KOREAN_FAMILY.values():
+            return "f"
+        given, family = (len(self.roles[r].get(word, ())) for r in "gf")
+        return "g" if given >= ROLE_RATIO * max(family, 1 / ROLE_RATIO) else (
+            "f" if family >= ROLE_RATIO * max(given, 1 / ROLE_RATIO) else "")
+
+    def widespread(self, word: str) -> bool:
+        return len(self.latin.get(word, ())) >= WIDESPREAD
 
 
 def _syllables() -> set[str]:
@@ -91,10 +130,10 @@ def _find(parent: dict[str, str], word: str) -> str:
     return word
 
 
-def _readings(words: list[str]) -> dict[str, str]:
+def _readings(names: FakerNames) -> dict[str, str]:
     """Words whose code another known name shares -> the first spelling of their variant group."""
     by_code: dict[str, list[str]] = defaultdict(list)
-    for word in words:
+    for word in sorted(names.locales):
         by_code[name_code(word)].append(word)
     out: dict[str, str] = {}
     for group in by_code.values():
@@ -104,10 +143,10 @@ def _readings(words: list[str]) -> dict[str, str]:
         keys: dict[str, str] = {}
         for word in group:
             for key in {*_symbols(word), "glide:" + (_GLIDE.sub("", word) if len(word) > 4 else word)}:
-                if key in keys:
-                    parent[_find(parent, word)] = _find(parent, keys[key])
-                else:
+                if key not in keys:
                     keys[key] = word
+                elif not (names.widespread(word) and names.widespread(keys[key])):
+                    parent[_find(parent, word)] = _find(parent, keys[key])
         clusters: dict[str, list[str]] = defaultdict(list)
         for word in group:
             clusters[_find(parent, word)].append(word)
@@ -119,17 +158,17 @@ def _readings(words: list[str]) -> dict[str, str]:
 
 
 def main() -> None:
-    words = _faker_names()
+    names = FakerNames()
     syllables = _syllables()
-    readings = _readings(sorted(words))
+    readings = _readings(names)
     path = ROOT / "psi" / "data" / "name_words.txt"
     with path.open("w") as out:
-        for word in sorted(set(words) | syllables):
+        for word in sorted(set(names.locales) | syllables):
             reading = readings.get(word)
             code = name_code(word) if reading else "-"
-            flags = "s" if word in syllables else "-"
-            out.write(f"{word} {len(words.get(word, ()))} {reading or '-'} {code} {flags}\n")
-    print(f"{path}: {len(words)} names, {len(syllables)} syllables, {len(readings)} with a shared code")
+            flags = ("s" if word in syllables else "") + names.role(word)
+            out.write(f"{word} {len(names.locales.get(word, ()))} {reading or '-'} {code} {flags or '-'}\n")
+    print(f"{path}: {len(names.locales)} names, {len(syllables)} syllables, {len(readings)} with a shared code")
 
 
 if __name__ == "__main__":

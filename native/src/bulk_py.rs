@@ -7,7 +7,7 @@ use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
-use psi_bulk::{cuckoo, matrix, ot, tags, BulkError, Inputs};
+use psi_bulk::{cuckoo, labels, matrix, ot, tags, BulkError, Inputs};
 
 create_exception!(
     psi_native,
@@ -262,6 +262,27 @@ fn bulk_lookup<'py>(
     Ok(PyBytes::new(py, &found))
 }
 
+/// (labels back to back, each one's length or u32::MAX where it did not open, follow-up keys).
+type Labels<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+
+#[pyfunction]
+fn bulk_open_labels<'py>(
+    py: Python<'py>,
+    data: &[u8],
+    lengths: &[u8],
+    ad: &[u8],
+    info: &[u8],
+) -> PyResult<Labels<'py>> {
+    let payloads = inputs(data, lengths)?;
+    let (opened, opened_lengths, keys) =
+        py.allow_threads(|| labels::open_labels(&payloads, ad, info));
+    Ok((
+        PyBytes::new(py, &opened),
+        PyBytes::new(py, &u32_bytes(&opened_lengths)),
+        PyBytes::new(py, &keys),
+    ))
+}
+
 /// Adds the `bulk_*` functions and `BulkMalformed` to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BulkMalformed", m.py().get_type::<BulkMalformed>())?;
@@ -281,6 +302,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(bulk_open_sealed, m)?,
         wrap_pyfunction!(bulk_receiver_index, m)?,
         wrap_pyfunction!(bulk_lookup, m)?,
+        wrap_pyfunction!(bulk_open_labels, m)?,
     ] {
         m.add_function(f)?;
     }

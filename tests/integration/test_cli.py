@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -121,7 +122,7 @@ def test_reimport_updates_records_by_id(tmp_path: Path) -> None:
     assert main(["watchlist", "import", str(tmp_path / "b.jsonl"), "--config", str(paths["b"]),
                  "--quiet"]) == 0
     changed = tmp_path / "changed.jsonl"
-    changed.write_text(format_jsonl([r.__class__(**{**r.__dict__, "reference": "NEW"}) for r in first]),
+    changed.write_text(format_jsonl([replace(r, reference="NEW") for r in first]),
                        encoding="utf-8")
     assert main(["watchlist", "import", str(changed), "--config", str(paths["b"]), "--quiet"]) == 0
     _, records = _store_state(paths["b"])

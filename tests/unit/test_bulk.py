@@ -3,13 +3,15 @@ for byte, and every damaged or misplaced message is refused with a protocol erro
 
 from __future__ import annotations
 
+import gc
 import struct
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from psi import backend, bulk
+from client.bulk import gc_paused
+from psi import backend, bulk, followup, tags
 from psi import bulk_kernels as bk
 from psi.errors import InputError, MalformedMessageError, OutOfOrderError
 from tests.vectors.make_bulk_vectors import FixedRng, transcript
@@ -80,6 +82,31 @@ def through_corrections(kernels: bk.Kernels) -> tuple[bulk.BulkReceiver, bulk.Bu
     for c in corrections:
         sender.absorb(c)
     return receiver, sender, list(sender.results(CHUNK))
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_open_labels(kernels: bk.Kernels) -> None:
+    """A hit's payload (label key ‖ sealed label) opens to the label and its follow-up key; others to None."""
+    keys = [bytes([i]) * 32 for i in range(3)]
+    labels = [tags.encode_label(f"REF-{i}", "wanted") for i in range(3)]
+    good = [k + tags.seal_label(k, label) for k, label in zip(keys, labels, strict=True)]
+    wrong_key = keys[1] + good[0][32:]
+    opened = kernels.open_labels([good[0], wrong_key, good[2], keys[0] + b"short", *good[1:2]])
+    assert opened == [(labels[0], followup.followup_key(keys[0])), None, (labels[2], followup.followup_key(keys[2])),
+                      None, (labels[1], followup.followup_key(keys[1]))]
+    assert kernels.open_labels([]) == []
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_gc_paused_restores_the_collector(enabled: bool) -> None:
+    (gc.enable if enabled else gc.disable)()
+    try:
+        with pytest.raises(KeyError), gc_paused():
+            assert not gc.isenabled()
+            raise KeyError("a failed match")
+        assert gc.isenabled() is enabled
+    finally:
+        gc.enable()
 
 
 def test_announced_items() -> None:

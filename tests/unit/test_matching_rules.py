@@ -1,4 +1,4 @@
-"""standard/2: pairs of different people that must not meet at medium, and cross-script pairs that must."""
+"""standard/3: pairs of different people that must not meet at medium, and cross-script pairs that must."""
 
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ def _medium_rules(a_name: str, b_name: str) -> set[str]:
     ("중수 신", "정수 신"),
     ("미영 손", "미정 손"),                            # CJK script: every vowel counts
     ("Mijeong Gwak", "미영 곽"),
+    ("Alexander Anthony", "Anthony Alexander"),     # a swap of two names common in both roles
+    ("Xiang Fan", "Fan Xiang"),
+    ("项帆", "范想"),                                  # Han family name first: Fan Xiang / Xiang Fan
+    ("Anna Adams", "Ana Adams"),                    # two widespread Latin-script names, not one
+    ("Ghassan Miller", "Hassan Miller"),            # a first letter more is another name, no slip
 ])
 def test_different_people_do_not_meet_at_medium(a: str, b: str) -> None:
     assert _medium_rules(a, b) == set()
@@ -70,6 +75,9 @@ def test_different_people_do_not_meet_at_medium(a: str, b: str) -> None:
     ("정수 민", "Jeong-su Min"),
     ("김민준", "Minjun Kim"),
     ("Jose Antonio Pinedo Garcia", "Pinedo Garcia Jose Antonio"),
+    ("Natalia Smith", "Natalya Smith"),                    # transliterations of one name
+    ("Wang Xiaoming", "Xiaoming Wang"),                    # roles prove the order
+    ("Boris Nikolayevich Yeltsin", "Ельцин Борис Николаевич"),  # a patronymic follows the given name
 ])
 def test_cross_script_pairs_meet_at_medium(a: str, b: str) -> None:
     assert _medium_rules(a, b)
@@ -83,3 +91,19 @@ def test_a_short_name_yields_no_medium_code_key() -> None:
 def test_the_default_profile_stays_within_ten_keys_for_a_three_word_name() -> None:
     record = Record("a", "Boris Nikolayevich Yeltsin", DOB)
     assert len(STANDARD_PROFILE.match_keys(record)) <= 10
+
+
+def test_a_full_name_written_family_first_meets_the_name_fields_when_the_roles_prove_it() -> None:
+    fields = Record("a", "", DOB, given_name="John", family_name="Smith")
+    for written, meets in (("Smith John", True), ("SMITH John", True), ("John Smith", True), ("Smith Jonh", True)):
+        keys = {k.value for k in STANDARD_PROFILE.match_keys(fields)}
+        found = {k.rule_id for k in STANDARD_PROFILE.match_keys(Record("b", written, DOB)) if k.value in keys}
+        assert bool(found & MEDIUM) is meets, written
+
+
+def test_swapped_name_fields_meet_at_weak_when_the_roles_cannot_tell() -> None:
+    a = Record("a", "", DOB, given_name="Alexander", family_name="Anthony")
+    b = Record("b", "", DOB, given_name="Anthony", family_name="Alexander")
+    keys = {k.value: k.rule_id for k in STANDARD_PROFILE.match_keys(a)}
+    found = {keys[k.value] for k in STANDARD_PROFILE.match_keys(b) if k.value in keys}
+    assert found and not found & MEDIUM

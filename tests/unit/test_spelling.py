@@ -96,3 +96,9 @@ def test_the_known_name_list_agrees_with_the_code() -> None:
             assert word_code(word) == "=" + reading
             checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize(("word", "expected"), [("smith", "f"), ("john", "g"), ("thomas", ""), ("smiht", "f"),
+                                                ("kim", "f"), ("qzxv", "")])
+def test_a_word_has_the_role_its_name_mostly_has(word: str, expected: str) -> None:
+    assert spelling.role(word) == expected

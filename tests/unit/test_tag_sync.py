@@ -25,7 +25,7 @@ from psi.tag_sync import (
     plan_tags,
     tag_chunks,
 )
-from psi.tagset import Entry, TagSnapshot, build_snapshot
+from psi.tagset import Entry, PackedLabels, TagSnapshot, build_snapshot
 from psiwire import codec
 
 T = 8  # tag length
@@ -215,6 +215,19 @@ def test_a_cached_client_gets_only_the_changes(mode: Mode) -> None:
     assert requests == [TagRequest(mode, EPOCH, since_version=2, cached_tag_length=T)]
     chunks = list(stream(requests[0]))
     assert len(chunks) > 1 and all(c.delta for c in chunks) and [c.offset for c in chunks] == list(range(len(chunks)))
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_changes_keep_a_cached_set_sorted_and_its_labels_as_they_were_held(packed: bool) -> None:
+    server = _server(200)
+    snapshot = server.snapshot()
+    held = Held(EPOCH, snapshot.list_version, T, snapshot.tags,
+                PackedLabels.of(snapshot.labels) if packed else snapshot.labels)  # packed: as the cache file loads
+    server.change([_entry(n) for n in range(1000, 1040)], removed=range(0, 150, 3))
+    tags, labels, _ = _sync(TagSync(server.params(), Mode.INTERSECTION, held), lambda r: server.stream(r, 600))
+    want = server.snapshot()
+    assert (tags, list(labels)) == (want.tags, list(want.labels))  # in the server's order: sorted by tag
+    assert isinstance(labels, PackedLabels) == packed
 
 
 def test_an_unchanged_cache_needs_no_request_and_another_epoch_is_ignored() -> None:

@@ -11,8 +11,10 @@
 //! - `matrix`: the OT-extension matrices (AES-CTR column PRG, bit transpose, rows).
 //! - `cuckoo`: the receiver's cuckoo table.
 //! - `tags`: OPRF outputs, the sender's entries, the receiver's index and look-up, payload sealing.
+//! - `labels`: the client's opening of each hit's label and its follow-up key.
 
 pub mod cuckoo;
+pub mod labels;
 pub mod matrix;
 pub mod ot;
 pub mod tags;

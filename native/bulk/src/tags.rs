@@ -5,9 +5,6 @@
 //! An OPRF output F (32 bytes) gives tag = F[0:L] and mask = F[12:32]; an entry is
 //! tag || (mask ^ (item key || position as u32 LE)), L + 20 bytes.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
 use aes_siv::siv::Aes128Siv;
 use aes_siv::KeyInit;
 use rayon::prelude::*;
@@ -25,6 +22,8 @@ pub const SEAL_OVERHEAD: usize = 16;
 pub fn record_bytes(tag_len: usize) -> usize {
     tag_len + MASKED_BYTES + 4
 }
+/// Sender items per task of `sender_entries`: their rows of Q are gathered together.
+const GATHER: usize = 256;
 /// A match: item (u32 LE) || item key || position (u32 LE).
 pub const MATCH_BYTES: usize = 4 + MASKED_BYTES;
 
@@ -35,39 +34,40 @@ fn check_tag(tag_len: usize) -> Result<(), BulkError> {
     Ok(())
 }
 
-/// Hashes an item by its first 8 bytes: items are already SHA-256 outputs, so SipHash would
-/// only cost time (the map holds the caller's own items, not a peer's).
-#[derive(Default)]
-struct Prefix(u64);
-
-impl Hasher for Prefix {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // The slice's length is written first (as usize); keep the item's bytes.
-        if bytes.len() >= 8 {
-            self.0 ^= u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-        }
-    }
-}
-
 /// The sender's distinct items in order of first appearance, and for each record its group:
-/// (packed distinct xs, group index per record).
+/// (packed distinct xs, group index per record). Equal items are found by a parallel sort, not
+/// a hash map: at a million records the map's random inserts cost several times more.
 pub fn groups(xs: &[u8]) -> Result<(Vec<u8>, Vec<u32>), BulkError> {
     let n = count(xs, X_BYTES, "items are 16 bytes")?;
-    let mut first: HashMap<&[u8], u32, BuildHasherDefault<Prefix>> =
-        HashMap::with_capacity_and_hasher(n, Default::default());
+    let value =
+        |r: usize| u128::from_le_bytes(xs[r * X_BYTES..(r + 1) * X_BYTES].try_into().expect("16"));
+    let mut order: Vec<(u128, u32)> = (0..n)
+        .into_par_iter()
+        .map(|r| (value(r), r as u32))
+        .collect();
+    // Equal items together, each run in record order; then for each record, its item's first.
+    order.par_sort_unstable();
+    let mut first = vec![0u32; n];
+    let mut run_start = 0;
+    for k in 0..n {
+        if k > 0 && order[k].0 != order[k - 1].0 {
+            run_start = k;
+        }
+        first[order[k].1 as usize] = order[run_start].1;
+    }
+    drop(order);
     let mut distinct = Vec::new();
-    let mut group = Vec::with_capacity(n);
-    for x in xs.chunks_exact(X_BYTES) {
-        let next = first.len() as u32;
-        let g = *first.entry(x).or_insert_with(|| {
-            distinct.extend_from_slice(x);
-            next
-        });
-        group.push(g);
+    let mut group = vec![0u32; n];
+    let mut next = 0u32;
+    for r in 0..n {
+        let f = first[r] as usize;
+        group[r] = if f == r {
+            distinct.extend_from_slice(&xs[r * X_BYTES..(r + 1) * X_BYTES]);
+            next += 1;
+            next - 1
+        } else {
+            group[f] // an earlier record's, already set
+        };
     }
     Ok((distinct, group))
 }
@@ -121,22 +121,34 @@ pub fn sender_entries(
     let entry = tag_len + MASKED_BYTES;
     let mut padded = vec![[0u8; F_BYTES]; n * HASHES];
     padded
-        .par_chunks_mut(HASHES)
+        .par_chunks_mut(HASHES * GATHER)
         .enumerate()
-        .with_min_len(256)
-        .for_each(|(g, out)| {
-            let x = &xs[g * X_BYTES..(g + 1) * X_BYTES];
+        .for_each(|(batch, out)| {
+            let first = batch * GATHER;
+            let x = |k: usize| &xs[(first + k) * X_BYTES..(first + k + 1) * X_BYTES];
+            let js: Vec<usize> = (0..out.len())
+                .map(|e| bin(&hasher, x(e / HASHES), e % HASHES, bins))
+                .collect();
+            // The batch's rows of Q gathered in a loop of independent loads before any is used:
+            // Q is large and the rows random, so one at a time each would wait for memory.
+            let mut t = Zeroizing::new(vec![[0u8; ROW_BYTES]; out.len()]);
+            for (row, &j) in t.iter_mut().zip(&js) {
+                row.copy_from_slice(&q[j * ROW_BYTES..(j + 1) * ROW_BYTES]);
+            }
             let mut secret = Zeroizing::new([0u8; MASKED_BYTES]);
-            secret[..KEY_BYTES].copy_from_slice(&item_keys[g * KEY_BYTES..(g + 1) * KEY_BYTES]);
-            secret[KEY_BYTES..].copy_from_slice(&position[g].to_le_bytes());
-            for (i, o) in out.iter_mut().enumerate() {
-                let j = bin(&hasher, x, i, bins);
-                let c = code(&coder, x, i);
-                let mut t = Zeroizing::new([0u8; ROW_BYTES]);
-                for (b, v) in t.iter_mut().enumerate() {
-                    *v = q[j * ROW_BYTES + b] ^ (c[b] & s[b]);
+            for (e, (o, row)) in out.iter_mut().zip(t.iter_mut()).enumerate() {
+                let (k, i) = (e / HASHES, e % HASHES);
+                if i == 0 {
+                    let g = first + k;
+                    secret[..KEY_BYTES]
+                        .copy_from_slice(&item_keys[g * KEY_BYTES..(g + 1) * KEY_BYTES]);
+                    secret[KEY_BYTES..].copy_from_slice(&position[g].to_le_bytes());
                 }
-                let f = Zeroizing::new(oprf(j, &*t));
+                let c = code(&coder, x(k), i);
+                for ((v, c), s) in row.iter_mut().zip(c).zip(s) {
+                    *v ^= c & s;
+                }
+                let f = Zeroizing::new(oprf(js[e], &row[..]));
                 o[..tag_len].copy_from_slice(&f[..tag_len]);
                 for (k, v) in o[tag_len..entry].iter_mut().enumerate() {
                     *v = f[F_BYTES - MASKED_BYTES + k] ^ secret[k];
