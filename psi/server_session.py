@@ -86,24 +86,11 @@ class EvaluationJob:
     key: bytes = field(repr=False)
 
 
-class Evaluation:
-    """A job's slices running side by side on an executor; `result()` waits for them (`cancel()` drops them)."""
-
-    def __init__(self, job: EvaluationJob, executor: Executor) -> None:
-        self._parts = [executor.submit(evaluate_slice, job.key, packed, job.index, first, size=job.count)
-                       for first, packed in job.slices]
-
-    def result(self) -> bytes:
-        return b"".join(part.result() for part in self._parts)
-
-    def cancel(self) -> None:
-        for part in self._parts:
-            part.cancel()
-
-
 def run_evaluation(job: EvaluationJob, executor: Executor = INLINE) -> bytes:
     """The job's evaluations, the slices run side by side on `executor`."""
-    return Evaluation(job, executor).result()
+    parts = [executor.submit(evaluate_slice, job.key, packed, job.index, first, size=job.count)
+             for first, packed in job.slices]
+    return b"".join(part.result() for part in parts)
 
 
 class ServerSession:

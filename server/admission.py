@@ -120,11 +120,6 @@ class Admission:
                                            admitted.agreement.budget_per_epoch)
             self._take_back(admitted, elements)
 
-    def refund(self, admitted: Admitted, elements: int) -> None:
-        """Give back a charge for a batch that was never sent (its evaluation failed)."""
-        with self._lock:
-            self._node.store.refund_budget(admitted.partner, admitted.key.epoch, elements)
-
     def release(self, admitted: Admitted, elements: int) -> None:
         """Give back what an ended session reserved and was never charged."""
         with self._lock:

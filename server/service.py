@@ -20,7 +20,7 @@ from agency.faults import crash_point
 from psi.errors import OutOfOrderError, StaleStateError, UnauthenticatedError
 from psi.executor import Executor
 from psi.messages import BlindedBatch, BulkChunk, BulkStart, Finish, Mode, SessionStart
-from psi.server_session import Evaluation, EvaluationJob, ServerSession
+from psi.server_session import ServerSession, run_evaluation
 from psi.tag_sync import plan_tags, tag_chunks
 from psiwire import codec
 from psiwire import matching_pb2 as pb
@@ -163,7 +163,8 @@ class MatchingService(pb_grpc.MatchingServicer):
                         raise OutOfOrderError("the session has already started")
                     if isinstance(msg, BlindedBatch):
                         job = session.batch(msg)
-                        evaluated = self._charged_evaluation(admitted, job)
+                        evaluated = run_evaluation(job, self._executor)
+                        self._admission.charge(admitted, job.count)  # before anything is sent
                         self._metrics.evaluated(partner, job.count)
                         crash_point("serve.after_charge")
                         unpaid -= job.count
@@ -176,21 +177,6 @@ class MatchingService(pb_grpc.MatchingServicer):
                 raise OutOfOrderError("the stream ended before finish")
         finally:
             self._admission.release(admitted, unpaid)
-
-    def _charged_evaluation(self, admitted: Admitted, job: EvaluationJob) -> bytes:
-        """The job's evaluations, charged before they are returned: the charge (a durable write) runs while
-        the workers evaluate, and is given back if the evaluation fails (a batch never sent costs nothing)."""
-        running = Evaluation(job, self._executor)
-        try:
-            self._admission.charge(admitted, job.count)
-        except BaseException:
-            running.cancel()
-            raise
-        try:
-            return running.result()
-        except BaseException:
-            self._admission.refund(admitted, job.count)
-            raise
 
     def BulkMatch(self, request_iterator: Iterator[pb.BulkRequest],
                   context: grpc.ServicerContext) -> Iterator[pb.BulkResponse]:

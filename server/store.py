@@ -9,7 +9,6 @@ tells whether a change whose audit entry was written took effect.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import sqlite3
 import threading
@@ -28,7 +27,6 @@ from psi.executor import INLINE, Executor, map_chunks, map_stream
 from psi.profiles import Profile
 from psi.records import Record
 from psi.tags import EpochEntry, KeyInput
-from server.background_writer import background_writer
 from server.migrations import migrate
 
 _STAGING = """
@@ -47,7 +45,6 @@ _LACKING = ("FROM match_keys AS m WHERE NOT EXISTS "  # match keys with no entry
             "(SELECT 1 FROM entries AS e WHERE e.record_id = m.record_id AND e.epoch = ?)")
 _ALL_KEYS = "FROM match_keys AS m WHERE true"
 _FILL_PAGE = 4096
-_BULK_CACHE_KIB = 65536  # page cache of a connection that writes a key epoch's entries
 _PROFILE_SETTING = "profile_hash"  # the profile the stored match keys were made under
 Progress = Callable[[int, int], None]
 
@@ -83,32 +80,6 @@ def _write_entries(db: sqlite3.Connection, epoch: int, version: int, entries: Se
                    entries)
 
 
-def _write_parts(epoch: int, version: int, db: sqlite3.Connection, entries: Sequence[EpochEntry]) -> None:
-    _write_entries(db, epoch, version, entries)  # looked up when called (tests inject a failing write)
-
-
-def _open(path: Path, *, bulk_writes: bool = False) -> sqlite3.Connection:
-    """A connection to the store at `path`, in autocommit mode (transactions are explicit).
-
-    `bulk_writes`: for the many transactions of one computation whose result is published by a
-    last transaction on a FULL connection. Their commits skip the fsync: that last one syncs the
-    log up to itself, and a crash that loses a commit loses every later one (WAL), so the
-    computation is left unpublished, never half published. A larger page cache keeps the
-    indexes it extends in memory.
-    """
-    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    try:
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA foreign_keys=ON")
-        db.execute(f"PRAGMA synchronous={'NORMAL' if bulk_writes else 'FULL'}")
-        if bulk_writes:
-            db.execute(f"PRAGMA cache_size=-{_BULK_CACHE_KIB}")
-    except BaseException:
-        db.close()
-        raise
-    return db
-
-
 def _publish(db: sqlite3.Connection, version: int) -> None:
     db.execute("UPDATE meta SET value=MAX(value, ?) WHERE name='list_version'", (version,))
 
@@ -124,8 +95,11 @@ class Store:
         self._executor = executor  # computes match keys and tags for imports and new epochs
         self._path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = _open(path)
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.execute("PRAGMA synchronous=FULL")
             migrate(self._db, path)
         except BaseException:
             self._db.close()
@@ -139,16 +113,12 @@ class Store:
     @contextmanager
     def _connection(self) -> Iterator[None]:
         """The connection, for this thread alone; the disk's failures become an operator's error."""
-        with self._lock, self._storage_errors():
-            yield
-
-    @contextmanager
-    def _storage_errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.OperationalError as exc:  # disk full, read-only file, I/O error, lock timeout
-            raise StorageError(f"the node's store {self._path} failed: {exc}; check free disk space and "
-                               "the file's permissions, then retry (nothing was changed)") from None
+        with self._lock:
+            try:
+                yield
+            except sqlite3.OperationalError as exc:  # disk full, read-only file, I/O error, lock timeout
+                raise StorageError(f"the node's store {self._path} failed: {exc}; check free disk space and "
+                                   "the file's permissions, then retry (nothing was changed)") from None
 
     @contextmanager
     def transaction(self, *, write: bool = True) -> Iterator[sqlite3.Connection]:
@@ -424,17 +394,15 @@ class Store:
             version = _next_version(db)
         computed = 0
         # Pages of whole records are read while the workers compute the previous ones, and each
-        # is written, on a connection and thread of its own, in a short transaction that never holds
-        # up the server; the version is published once, at the end. An interruption never leaves
-        # half a record.
+        # is written in a short transaction that never holds up the server; the version is
+        # published once, at the end. An interruption never leaves half a record.
         pages = self._input_pages(source, args, _FILL_PAGE)
-        with self._storage_errors(), background_writer(_open(self._path, bulk_writes=True), functools.partial(
-                _write_parts, key.epoch, version)) as writer:
-            for part in map_stream(self._executor, tags.epoch_entries, pages, key.secret, size=total):
-                writer.put(part)
-                computed += len(part)
-                if progress:
-                    progress(computed, total)
+        for part in map_stream(self._executor, tags.epoch_entries, pages, key.secret, size=total):
+            with self.transaction() as db:
+                _write_entries(db, key.epoch, version, part)
+            computed += len(part)
+            if progress:
+                progress(computed, total)
         with self.transaction() as db:
             _publish(db, version)
         return computed
