@@ -19,6 +19,7 @@ import importlib
 import os
 from array import array
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Protocol, cast
 
 import rbcl
@@ -237,13 +238,18 @@ class NativeBackend:
 PYTHON = PythonBackend()
 
 
-def load_native() -> NativeBackend | None:
-    """The native backend, or None when `psi_native` is not installed."""
+def native_module() -> ModuleType | None:
+    """The `psi_native` extension module, or None when it is not installed."""
     try:
-        module = importlib.import_module("psi_native")
+        return importlib.import_module("psi_native")
     except ImportError:
         return None
-    return NativeBackend(cast(_NativeModule, module))
+
+
+def load_native() -> NativeBackend | None:
+    """The native backend, or None when `psi_native` is not installed."""
+    module = native_module()
+    return None if module is None else NativeBackend(cast(_NativeModule, module))
 
 
 @functools.cache

@@ -15,7 +15,6 @@ Packed u32 arrays are little-endian. A cuckoo table holds item * 3 + hash index 
 from __future__ import annotations
 
 import hashlib
-import importlib
 import math
 from collections.abc import Sequence
 from typing import Protocol, cast
@@ -465,11 +464,8 @@ PYTHON = PythonKernels()
 
 def load_native() -> NativeKernels | None:
     """The native kernels, or None when `psi_native` is missing or predates bulk mode."""
-    try:
-        module = importlib.import_module("psi_native")
-    except ImportError:
-        return None
-    if not hasattr(module, "bulk_digests"):
+    module = backend.native_module()
+    if module is None or not hasattr(module, "bulk_digests"):
         return None
     return NativeKernels(cast(_NativeModule, module))
 
