@@ -3,6 +3,8 @@
 A node's processes (the server, imports, rotations, officer commands) share a
 data dir; its threads share one store connection. Locks, outermost first:
 
+    0. Node._bulk_lock      a serving node's bulk list, held while it is built (a build may fill in
+                            label keys under the list lock); never held with 2
     1. the list lock        flock on watchlist.sqlite.lock (`locked(store_path)`): one change of the
                             list, key or follow-up state at a time; start-up reconciliation and
                             migrations run under it, so none of them sees another half done

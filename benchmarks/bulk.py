@@ -20,7 +20,7 @@ import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +66,13 @@ def make_sides(log2: int, work: Path) -> Sides:
                         (sides.items, (keys_of(lists.a), keys_of(lists.b)))):
         path.write_bytes(pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
     return sides
+
+
+def intersection_only(node: BenchNode) -> BenchNode:
+    """`node` with a config of its own in which the partner may use intersection mode only."""
+    config = node.config.with_name("intersection-only.toml")
+    config.write_text(node.config.read_text().replace(PARTNER, PARTNER.replace(', "bulk"]', "]")))
+    return replace(node, config=config)
 
 
 def _import(sides: Sides, work: Path) -> BenchNode:

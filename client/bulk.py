@@ -18,7 +18,6 @@ import threading
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
@@ -41,7 +40,7 @@ from psi.messages import (
     Parameters,
     Progress,
 )
-from psi.profiles import Profile, Strength
+from psi.profiles import Profile
 from psi.records import Record
 from psiwire import codec
 from psiwire import matching_pb2 as pb
@@ -94,13 +93,6 @@ def gc_paused() -> Iterator[None]:
             gc.enable()
 
 
-@dataclass(slots=True)
-class _Found:
-    rules: set[str]
-    position: int  # of the key that gave `followup_key`, among the record's keys
-    followup_key: bytes = field(repr=False)
-
-
 class BulkQuery:
     """Which of my records are on the partner's list, by bulk mode; the result is intersection mode's."""
 
@@ -115,43 +107,42 @@ class BulkQuery:
         self.records = list(records)
         self.request_id = request_id
         self._purpose, self._case_reference, self._operator = purpose, case_reference, operator
-        # Each distinct key once, as an item; for each item, where it came from: (record index, position among
-        # the record's keys, rule number) of each record it is in, in flat arrays grouped by item (a list of
-        # tuples per key would cost hundreds of megabytes at a million records).
+        # Every record's keys in one flat list and, for each key, where it came from: (record index, position
+        # among the record's keys, rule number), in flat arrays (a tuple per key would cost hundreds of megabytes
+        # at a million records). The receiver makes equal keys one item and gives a hit back for each copy.
         self._rule_ids = [r.rule_id for r in profile.rules]
         rule_number = {rule: n for n, rule in enumerate(self._rule_ids)}
-        item_of: dict[bytes, int] = {}
-        items, holders, positions, rules = array("I"), array("I"), array("I"), array("I")
+        values: list[bytes] = []
+        self._holders, self._positions, self._rules = array("I"), array("I"), array("I")
         for index, record in enumerate(self.records):
             for position, key in enumerate(profile.match_keys(record)):
-                items.append(item_of.setdefault(key.value, len(item_of)))
-                holders.append(index)
-                positions.append(position)
-                rules.append(rule_number[key.rule_id])
-        self._items = len(item_of)
-        order = np.argsort(np.frombuffer(items, np.uint32), kind="stable")
-        self._holders, self._positions, self._rules = (array("I", np.frombuffer(a, np.uint32)[order].tobytes())
-                                                       for a in (holders, positions, rules))
-        counts = np.bincount(np.frombuffer(items, np.uint32), minlength=self._items)
-        self._starts = array("Q", np.concatenate(([0], np.cumsum(counts))).astype(np.uint64).tobytes())
-        del items, holders, positions, rules
+                values.append(key.value)
+                self._holders.append(index)
+                self._positions.append(position)
+                self._rules.append(rule_number[key.rule_id])
         self._kernels = bulk_kernels.kernels()
         # The receiver keeps its digests of the keys only: the key values go once it is built.
-        self._receiver = BulkReceiver(list(item_of), rng=rng, kernels=self._kernels)  # no keys: never started
-        del item_of
-        self._found: dict[tuple[str, str, str], _Found] = {}
+        self._receiver = BulkReceiver(values, rng=rng, kernels=self._kernels)
+        del values
+        # Per opened hit, in arrival order: its key (an index into the flat arrays), its label's number and its
+        # follow-up key.
+        self._hit_keys, self._hit_labels = array("I"), array("I")
+        self._followup_keys: list[bytes] = []
+        self._label_numbers: dict[bytes, int] = {}  # plain label -> its number in the two lists below
+        self._references: list[str] = []
+        self._categories: list[str] = []
         self._next_result = 0
         self.correction_bytes = 0  # sent
         self.result_bytes = 0  # received
         self.opened = 0  # the receiver's hits, before their labels are opened
 
     def __repr__(self) -> str:
-        return f"BulkQuery(records={len(self.records)}, items={self._items})"
+        return f"BulkQuery(records={len(self.records)}, items={self.items})"
 
     @property
     def items(self) -> int:
         """Distinct match keys: what the hello announces and the partner's budget counts."""
-        return self._items
+        return self._receiver.items
 
     def start_message(self) -> BulkStart:
         p = self.params
@@ -172,6 +163,10 @@ class BulkQuery:
             yield BulkChunk(index, data)
         self.correction_bytes = sent
 
+    def build_index(self) -> None:
+        """Prepare for the results once the corrections are sent (else the first result does it)."""
+        self._receiver.build_index()
+
     def receive(self, chunk: BulkChunk) -> None:
         """One result chunk, in order: the hits it opens become hits of records."""
         if chunk.index != self._next_result:
@@ -182,43 +177,109 @@ class BulkQuery:
         if not hits:
             return
         self.opened += len(hits)
-        if any(len(payload) <= bulk_kernels.LABEL_KEY_BYTES for _, payload in hits):
+        payloads = [payload for _, payload in hits]
+        if min(map(len, payloads)) <= bulk_kernels.LABEL_KEY_BYTES:
             raise MalformedMessageError("a bulk payload holds a label key and a sealed label")
-        # Each label opened and its follow-up key derived in one batch (native: in parallel, GIL released).
-        for (item, _), opened in zip(hits, self._kernels.open_labels([p for _, p in hits]), strict=True):
-            if opened is not None:  # else a truncated-tag collision, not a hit (as in intersection mode)
-                self._hit(item, *opened)
-
-    def _hit(self, item: int, plain: bytes, followup_key: bytes) -> None:
-        reference, category = tags.decode_label(plain)
-        for k in range(self._starts[item], self._starts[item + 1]):
-            slot = (self.records[self._holders[k]].record_id, reference, category)
-            position, rule_id = self._positions[k], self._rule_ids[self._rules[k]]
-            found = self._found.get(slot)
-            if found is None:
-                self._found[slot] = _Found({rule_id}, position, followup_key)
+        # Each label opened and its follow-up key derived in one batch (native: in parallel, GIL released);
+        # which records each hit belongs to is worked out once, in `result`.
+        numbers = self._label_numbers
+        for (key, _), opened in zip(hits, self._kernels.open_labels(payloads), strict=True):
+            if opened is None:  # a truncated-tag collision, not a hit (as in intersection mode)
                 continue
-            found.rules.add(rule_id)
-            if position < found.position:  # the follow-up key of the record's first key that hit
-                found.position, found.followup_key = position, followup_key
+            plain, followup_key = opened
+            number = numbers.get(plain)
+            if number is None:
+                number = numbers[plain] = len(self._references)
+                reference, category = tags.decode_label(plain)
+                self._references.append(reference)
+                self._categories.append(category)
+            self._hit_keys.append(key)
+            self._hit_labels.append(number)
+            self._followup_keys.append(followup_key)
 
     def result(self) -> MatchResult:
-        """Every hit, once the partner's results are all in (the receiver checks they are)."""
-        if self._receiver is not None:
-            self._receiver.finish()
-        hits = []
+        """Every hit, once the partner's results are all in (the receiver checks they are).
+
+        A hit of an item is a hit of each record key it came from; the keys of one record that hit one
+        partner record make one `Hit`, with the union of their rules and the follow-up key of the first
+        of them in the record's key order, as intersection mode gives.
+        """
+        self._receiver.finish()
+        record_ids, (records, labels, masks, hits) = self._hit_rows()
         strength_of = {r.rule_id: r.strength for r in self.profile.rules}
-        outcomes: dict[frozenset[str], tuple[tuple[str, ...], Strength]] = {}  # a few sets of rules recur
-        for (record_id, reference, category), found in self._found.items():
-            rule_set = frozenset(found.rules)
-            outcome = outcomes.get(rule_set)
-            if outcome is None:
-                rules = tuple(r for r in strength_of if r in rule_set)  # in the profile's order
-                outcome = outcomes[rule_set] = (rules, min((strength_of[r] for r in rules),
-                                                            key=_STRENGTH_ORDER.__getitem__))
-            hits.append(Hit(record_id, reference, category, *outcome, found.followup_key))
-        hits.sort(key=lambda h: (h.record_id, h.reference))
-        return MatchResult(Mode.BULK, len(self.records), self.items, len({h.record_id for h in hits}), tuple(hits))
+        rules: dict[int, tuple[str, ...]] = {}  # of a mask over the profile's rules: a few recur
+        strengths = {}
+        for mask in set(masks.tolist()):
+            rules[mask] = tuple(r for n, r in enumerate(self._rule_ids) if mask >> n & 1)  # in the profile's order
+            strengths[mask] = min((strength_of[r] for r in rules[mask]), key=_STRENGTH_ORDER.__getitem__)
+        found = tuple(map(Hit, record_ids[records].tolist(), _objects(self._references)[labels].tolist(),
+                          _objects(self._categories)[labels].tolist(), map(rules.__getitem__, masks.tolist()),
+                          map(strengths.__getitem__, masks.tolist()), _objects(self._followup_keys)[hits].tolist()))
+        return MatchResult(Mode.BULK, len(self.records), self.items, len(record_ids), found)
+
+    def _hit_rows(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """The ids of the records that hit, sorted, and one row per (record, partner label) that hit, in the
+        order of (record id, reference): the record's place among those ids, the label's number,
+        the rules that hit as a bit mask over the profile's rules, and the hit that gives its follow-up key."""
+        k = np.frombuffer(self._hit_keys, np.uint32)
+        holder = np.frombuffer(self._holders, np.uint32)[k]
+        position = np.frombuffer(self._positions, np.uint32)[k]
+        rule = np.frombuffer(self._rules, np.uint32)[k].astype(np.int64)
+        label = np.frombuffer(self._hit_labels, np.uint32)
+        hit = np.arange(len(k))
+        holders = np.sort(holder)
+        holders = holders[_run_starts(holders)]
+        record_ids, id_rank = _ranks([self.records[i].record_id for i in holders.tolist()])
+        record = id_rank[np.searchsorted(holders, holder)]  # records that share an id are one, as in intersection mode
+        # The follow-up key of the first key that hit, in (record, key) order, as intersection mode reads them.
+        order = np.lexsort((position, holder, label, record))
+        record, label, rule, hit = record[order], label[order], rule[order], hit[order]
+        heads = np.flatnonzero(_run_starts(record, label))
+        masks = np.bitwise_or.reduceat(np.left_shift(1, rule), heads) if len(heads) else rule[:0]
+        rows = record[heads], label[heads], masks, hit[heads]
+        _order_references(rows, self._references)
+        return record_ids, rows
+
+
+def _order_references(rows: tuple[np.ndarray, ...], references: list[str]) -> None:
+    """The rows of a record that hit several partner records put in the order of their references, in place
+    (rows: record, label, ... grouped by record; most records hit one partner record, so sorting all rows
+    by reference would cost more)."""
+    records, labels = rows[0], rows[1]
+    starts = np.flatnonzero(_run_starts(records))
+    ends = np.append(starts[1:], len(records))
+    several = ends - starts > 1
+    for start, end in zip(starts[several].tolist(), ends[several].tolist(), strict=True):
+        keys = [references[label] for label in labels[start:end].tolist()]
+        by_reference = start + np.array(sorted(range(end - start), key=keys.__getitem__))
+        for column in rows:
+            column[start:end] = column[by_reference]
+
+
+def _run_starts(*columns: np.ndarray) -> np.ndarray:
+    """Where a run of equal rows begins, over sorted columns of one length."""
+    starts = np.zeros(len(columns[0]), bool)
+    starts[:1] = True
+    for column in columns:
+        starts[1:] |= column[1:] != column[:-1]
+    return starts
+
+
+def _objects(values: Sequence[Any]) -> np.ndarray:
+    """A one-dimensional array of the values as they are (strings, bytes: never split or converted)."""
+    array = np.empty(len(values), object)
+    array[:] = values
+    return array
+
+
+def _ranks(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct values, sorted, and each value's place among them."""
+    order = np.array(sorted(range(len(values)), key=values.__getitem__), np.int64)
+    ordered = _objects(values)[order]
+    starts = _run_starts(ordered)
+    ranks = np.empty(len(values), np.int64)
+    ranks[order] = np.cumsum(starts) - 1
+    return ordered[starts], ranks
 
 
 class Aborted(Exception):  # noqa: N818 (a request, not an error)
@@ -267,6 +328,7 @@ class BulkExchange:
                     owed -= 1
             self._send(Finish())
             self._outbox.put(None)  # finish is the last message: the stream ends here
+            self._query.build_index()  # while the partner computes its results
             while not isinstance(last := self._take(), Done):
                 pass
             if last.evaluated != self._query.items:

@@ -8,7 +8,9 @@ with the server's payloads for them; the server learns the client's item count o
     receiver.corrections(setup, size)    -> sender.absorb(chunk) for each
     sender.results(size)                 -> receiver.open(chunk) for each, then receiver.finish()
 
-Messages are opaque bytes (layouts in docs/protocol.md); the heavy loops are `psi.bulk_kernels`.
+The sender's list is prepared once (`sender_list`) and shared, read-only, by every session over it
+(`BulkSender`). Messages are opaque bytes (layouts in docs/protocol.md); the heavy loops are
+`psi.bulk_kernels`.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import math
 import os
 import struct
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -93,12 +96,12 @@ class BulkReceiver:
             raise InputError(f"at most {MAX_ITEMS} keys in bulk mode")
         self._k = kernels or bk.kernels()
         self._rng = _rng(rng)
-        self._n = len(keys)
         # Equal keys are one item: cuckoo hashing needs distinct items; hits go back to every copy.
         self._xs, owner_group = self._k.groups(self._k.digests(keys))
+        self._n = len(self._xs) // bk.X_BYTES
         groups = np.frombuffer(owner_group, "<u4")
         self._owners = np.argsort(groups, kind="stable")
-        self._owner_starts = np.concatenate(([0], np.cumsum(np.bincount(groups, minlength=len(self._xs) // 16))))
+        self._owner_starts = np.concatenate(([0], np.cumsum(np.bincount(groups, minlength=self._n))))
         self._bins = bins(self._n)
         self._a_wide = b""
         self._table = b""
@@ -107,6 +110,7 @@ class BulkReceiver:
         self._groups = 0
         self._tag_len = 0
         self._index = b""
+        self._outputs = b""  # the OPRF outputs of the bins, until they are indexed
         self._entries_seen = 0
         self._sealed_seen = 0
         self._last_tag = b""
@@ -115,6 +119,11 @@ class BulkReceiver:
 
     def __repr__(self) -> str:
         return f"BulkReceiver(items={self._n}, bins={self._bins}, step={self._step!r})"
+
+    @property
+    def items(self) -> int:
+        """Distinct keys: what the hello announces."""
+        return self._n
 
     def hello(self) -> bytes:
         if self._step != "new":
@@ -165,9 +174,17 @@ class BulkReceiver:
             u, f = self._k.receiver_rows(k0, k1, code_key, self._xs, self._table[4 * r0:4 * r1], r0)
             outputs[r0 * bk.F_BYTES:r1 * bk.F_BYTES] = f
             yield _CHUNK.pack(CORRECTIONS, r0) + u
-        self._index = self._k.receiver_index(bytes(outputs), self._table, self._tag_len)
-        self._table = b""
+        self._outputs = bytes(outputs)
         self._step = "results"
+
+    def build_index(self) -> None:
+        """Index the OPRF outputs for the results, once: the first result does it, or the caller earlier,
+        while the sender computes its results."""
+        if self._step != "results":
+            raise OutOfOrderError("the index follows the corrections")
+        if self._outputs:
+            self._index = self._k.receiver_index(self._outputs, self._table, self._tag_len)
+            self._outputs = self._table = b""
 
     def open(self, chunk: bytes) -> list[tuple[int, bytes]]:
         """One result chunk: the (index into keys, payload) of the hits it completes."""
@@ -185,6 +202,7 @@ class BulkReceiver:
         body, count = _chunk(chunk, ENTRIES, size, self._entries_seen, bk.HASHES * self._groups, "entries")
         if count and body[:self._tag_len] < self._last_tag:
             raise MalformedMessageError("entries are not sorted")
+        self.build_index()
         found = np.frombuffer(self._k.lookup(self._index, body, self._tag_len), _MATCH)
         # A false tag match (< 2^-40) unmasks garbage: a position past the end names no payload.
         self._found.append(found[found["position"] < self._groups])
@@ -218,10 +236,11 @@ class BulkReceiver:
         copies = self._owner_starts[items + 1] - starts
         if len(items) and int(copies.max()) == 1:
             return list(zip(self._owners[starts].tolist(), payloads, strict=True))
-        hits: list[tuple[int, bytes]] = []
-        for start, n, payload in zip(starts.tolist(), copies.tolist(), payloads, strict=True):
-            hits.extend((owner, payload) for owner in self._owners[start:start + n].tolist())
-        return hits
+        # Hit h once for each of its item's copies: owners starts[h] .. starts[h] + copies[h] - 1.
+        hit = np.repeat(np.arange(len(items)), copies)
+        copy = np.arange(len(hit)) - np.repeat(np.cumsum(copies) - copies, copies)
+        owners = self._owners[starts[hit] + copy]
+        return [(owner, payloads[h]) for owner, h in zip(owners.tolist(), hit.tolist(), strict=True)]
 
     def finish(self) -> None:
         """Check that every result chunk arrived."""
@@ -234,28 +253,48 @@ class BulkReceiver:
         self._step = "done"
 
 
-class BulkSender:
-    """The server: its keys grouped by value with their payloads, base-OT choices s, then Q."""
+@dataclass(frozen=True)
+class SenderList:
+    """The sender's list as every session over it starts: its distinct keys' digests, each with its records'
+    payloads (length-prefixed) in one plaintext, and those plaintexts' lengths. Immutable bytes, so any
+    number of sessions may share one."""
 
-    def __init__(self, keys: Sequence[bytes], payloads: Sequence[bytes], *, max_receiver_items: int,
-                 rng: Rng | None = None, kernels: bk.Kernels | None = None) -> None:
-        if len(keys) != len(payloads):
-            raise InputError("one payload per key")
+    xs: bytes = field(repr=False)  # one digest per distinct key (X_BYTES each)
+    plains: bytes = field(repr=False)
+    plain_lengths: bytes = field(repr=False)  # u32 per distinct key
+    groups: int  # distinct keys
+
+
+def sender_list(keys: Sequence[bytes], payloads: Sequence[bytes], kernels: bk.Kernels | None = None) -> SenderList:
+    """Records sharing a key become one item whose payload carries all of theirs."""
+    if len(keys) != len(payloads):
+        raise InputError("one payload per key")
+    k = kernels or bk.kernels()
+    xs, record_group = k.groups(k.digests(keys))
+    groups = len(xs) // bk.X_BYTES
+    if groups > MAX_ITEMS:
+        raise InputError(f"at most {MAX_ITEMS} distinct keys in bulk mode")
+    plains, lengths = k.group_payloads(record_group, groups, payloads)
+    return SenderList(bytes(xs), bytes(plains), bytes(lengths), groups)
+
+
+class BulkSender:
+    """The server, one session over a prepared list (`sender_list`, only read): base-OT choices s, then Q."""
+
+    def __init__(self, prepared: SenderList, *, max_receiver_items: int, rng: Rng | None = None,
+                 kernels: bk.Kernels | None = None) -> None:
         self._k = kernels or bk.kernels()
         self._rng = _rng(rng)
         self._max = min(max_receiver_items, MAX_ITEMS)
-        # Records sharing a key are one item whose payload carries all of theirs.
-        self._xs, record_group = self._k.groups(self._k.digests(keys))
-        self._groups = len(self._xs) // bk.X_BYTES
-        if self._groups > MAX_ITEMS:
-            raise InputError(f"at most {MAX_ITEMS} distinct keys in bulk mode")
-        self._plains, self._plain_lengths = self._k.group_payloads(record_group, self._groups, payloads)
+        self._xs, self._groups = prepared.xs, prepared.groups
+        self._plains, self._plain_lengths = prepared.plains, prepared.plain_lengths
         self._step = "new"
         self._bins = 0
         self._rows = 0
         self._q = bytearray()
         self._s = self._ks = self._code_key = self._seed = b""
         self._tag_len = 0
+        self._sealed: tuple[bytes, bytes, bytes, np.ndarray] | None = None  # item keys, positions, sealed, ends
 
     def __repr__(self) -> str:
         return f"BulkSender(items={self._groups}, bins={self._bins}, step={self._step!r})"
@@ -307,19 +346,30 @@ class BulkSender:
         per_chunk = (max_chunk_bytes - _CHUNK.size) // size
         if per_chunk < 1:
             raise InputError("max_chunk_bytes holds no result entry")
-        item_keys = self._rng(bk.KEY_BYTES * self._groups)
-        positions = self._k.positions(item_keys)
+        item_keys, positions, sealed, ends = self._sealed or self._seal()
         entries = self._k.sender_entries(bytes(self._q), self._s, self._code_key, self._seed, self._xs,
                                          item_keys, positions, self._tag_len)
         self._q = bytearray()  # Q and s are spent: nothing else is evaluated in this session
         self._s = self._ks = b""
+        self._sealed = None
+        self._step = "done"
+        return self._result_chunks(entries, size, per_chunk, sealed, ends, max_chunk_bytes)
+
+    def seal(self) -> None:
+        """Draw the session's item keys and seal each item's payload under its key, in the order of its
+        position. Only the list and the randomness go in, not the corrections, so the server may run this
+        while they arrive (in another thread than `absorb`); otherwise `results` does."""
+        if self._step not in {"absorb", "results"} or self._sealed is not None:
+            raise OutOfOrderError("sealing belongs between setup and the results, once")
+        self._sealed = self._seal()
+
+    def _seal(self) -> tuple[bytes, bytes, bytes, np.ndarray]:
+        item_keys = self._rng(bk.KEY_BYTES * self._groups)
+        positions = self._k.positions(item_keys)
         order = np.argsort(np.frombuffer(positions, "<u4"), kind="stable").astype("<u4")
         sealed = self._k.seal(item_keys, self._plains, self._plain_lengths, order.tobytes())
         lengths = np.frombuffer(self._plain_lengths, "<u4").astype(np.int64)[order]
-        ends = np.cumsum(lengths + 4 + bk.SEAL_OVERHEAD)
-        self._plains = self._plain_lengths = b""
-        self._step = "done"
-        return self._result_chunks(entries, size, per_chunk, sealed, ends, max_chunk_bytes)
+        return item_keys, positions, sealed, np.cumsum(lengths + 4 + bk.SEAL_OVERHEAD)
 
     def _result_chunks(self, entries: bytes, size: int, per_chunk: int, sealed: bytes, ends: np.ndarray,
                        max_chunk_bytes: int) -> Iterator[bytes]:

@@ -31,7 +31,7 @@ _E = group.ELEMENT_BYTES
 _STRENGTH_ORDER = {Strength.STRONG: 0, Strength.MEDIUM: 1, Strength.WEAK: 2}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a bulk match may hold a million
 class Hit:
     """One local record that matched one partner record."""
 

@@ -1,13 +1,14 @@
-"""Name normalisation for matching across spellings and scripts (profile `standard/3`).
+"""Name normalisation for matching across spellings and scripts (profile `standard/4`).
 
 `name_tokens` transliterates any script to Latin (the `anyascii` library), folds case and
 diacritics, splits on punctuation and at capitals inside Latin words ("McDonald"), and then applies
 the hand-written rules below. A CJK-script name keeps each run of syllables as one word (a name
 written as one run, "WangXiaoMing": the family syllable, then the rest). `given_family` reads the
 words as given and family name in the order the source or the script's convention gives, and the other
-way round only where the name roles prove it ("Kim Minjun", "Smith John"). `name_code` is a consonant key that
-keeps the information that tells people apart (the class of the first vowel, a feminine ending),
-`skeleton` the loose consonant key of `standard/1` kept for the weak rules.
+way round where no name role contradicts it ("Kim Minjun", "Smith John", "Everett Sung"; not "Alexander
+Anthony"). `name_code` is a consonant key that keeps the information that tells people apart (the class
+of the first vowel, a feminine ending), `skeleton` the loose consonant key of `standard/1` kept for the
+weak rules.
 
 Why by hand: jellyfish's Soundex/NYSIIS/Metaphone codes were measured (docs/matching.md): they
 do not bridge romanisation schemes (Metaphone YLTSN/JLSN for Yeltsin/Jelzin) and Soundex
@@ -174,18 +175,23 @@ def korean_family(word: str) -> str:
 
 
 def family_first(first: list[str], last: list[str]) -> bool:
-    """True when the name roles prove a name is written family name first (psi.spelling.role).
+    """True when a name may be written family name first: no name role contradicts it (psi.spelling.role).
 
-    Either every word before the split is mostly a family name and none after it is (Smith John), or
-    every word after it is mostly a given name and none before it is (Gibbons James), or the name is a
-    romanised Chinese or Korean one written family first (`_cjk_family`). Not Anthony Alexander, nor
-    Fan Xiang, whose words can be either part.
+    No word before the split is mostly a given name and none after it mostly a family name (Smith John,
+    Gibbons James, Everett Sung: roles prove the order or leave it open), or the name is a romanised
+    Chinese or Korean one written family first (`_cjk_family`). Not Anthony Alexander (both mostly given
+    names). Where a word is a Chinese or Korean syllable (Fan Xiang / Xiang Fan: two people), an open
+    order is not enough: every word before must be mostly a family name, or every word after mostly a
+    given name.
     """
     if not (first and last):
         return False
     roles_first, roles_last = [role(w) for w in first], [role(w) for w in last]
-    return ((all(r == "f" for r in roles_first) and "f" not in roles_last)
-            or (all(r == "g" for r in roles_last) and "g" not in roles_first) or _cjk_family(first, last))
+    if "g" in roles_first or "f" in roles_last:
+        return _cjk_family(first, last)
+    if not any(map(cjk_syllable, first + last)):
+        return True
+    return all(r == "f" for r in roles_first) or all(r == "g" for r in roles_last) or _cjk_family(first, last)
 
 
 def _cjk_family(family: list[str], given: list[str]) -> bool:
@@ -203,9 +209,9 @@ def given_family(tokens: list[str], split: int | None, *, cjk: bool) -> list[tup
 
     `split` is where the given-name field ends when the source keeps the parts apart; a full name is read
     by its script's convention: a CJK-script name family name first (its first word), any other given
-    name first, at each split between two words. The reverse reading is added where the roles prove the
-    parts are the other way round (`family_first`, `_cjk_family`), so a swap of two names common in both
-    roles (Alexander Anthony / Anthony Alexander) is not one name.
+    name first, at each split between two words. The reverse reading is added where no role contradicts
+    it (`family_first`, `_cjk_family`), so a swap of two names common as given names (Alexander Anthony /
+    Anthony Alexander) is not one name.
     """
     if cjk:
         out = [(tokens[1:], tokens[:1])]

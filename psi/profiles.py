@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
+from functools import cache, cached_property
 from typing import Protocol
 
 from psi.normalize import (
@@ -41,7 +41,7 @@ class Strength(StrEnum):
     WEAK = "weak"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # slots: a bulk match makes one per key, millions of them
 class MatchKey:
     """One OPRF input derived from a record by one rule."""
 
@@ -70,6 +70,8 @@ def normalize_text(text: str) -> str:
 
 
 def normalize_document_number(number: str) -> str:
+    if number.isascii() and number.isalnum():  # most numbers: nothing to drop or fold but the case
+        return number.upper()
     return "".join(ch for ch in unicodedata.normalize("NFKC", number).upper() if ch.isalnum())
 
 
@@ -82,7 +84,8 @@ class ExactNameBirthDate:
     definition: str = "nfkc-casefold(name) | iso(birth_date)"
 
     def key_parts(self, record: Record) -> list[tuple[str, ...]]:
-        name = normalize_text(record.names[0]) if record.names else ""
+        names = record.names
+        name = normalize_text(names[0]) if names else ""
         if not name or record.birth_date is None:
             return []
         return [(name, record.birth_date.isoformat())]
@@ -105,11 +108,17 @@ class DocumentNumber:
 
 def encode_key(rule_id: str, parts: Sequence[str]) -> bytes:
     """Domain-separated, length-prefixed encoding of one key (unambiguous for any parts)."""
-    out = bytearray(_KEY_DOMAIN)
-    for item in (rule_id, *parts):
-        raw = item.encode("utf-8")
-        out += len(raw).to_bytes(2, "big") + raw
-    return bytes(out)
+    out = [_key_prefix(rule_id)]
+    for part in parts:
+        raw = part.encode("utf-8")
+        out += (len(raw).to_bytes(2, "big"), raw)
+    return b"".join(out)
+
+
+@cache
+def _key_prefix(rule_id: str) -> bytes:
+    raw = rule_id.encode("utf-8")
+    return _KEY_DOMAIN + len(raw).to_bytes(2, "big") + raw
 
 
 @dataclass(frozen=True)
@@ -228,11 +237,11 @@ def _capitals_family(name: str) -> tuple[str, str] | None:
     """(given, family) of a name whose family name, and only it, is written in capitals, at its start or end.
 
     The convention of passports and many official lists (COHEN Ben, Xiaoming WANG); a name all in
-    capitals or all in mixed case says nothing.
+    capitals, all in mixed case or with a word all in lower case says nothing.
     """
     words = name.split()
     caps = [sum(ch.isalpha() for ch in w) >= 2 and w.isupper() for w in words]
-    mixed = [any(ch.islower() for ch in w) for w in words]
+    mixed = [w[:1].isupper() and any(ch.islower() for ch in w) for w in words]  # not all lower case: no convention
     if not any(caps) or all(caps) or not all(c or m for c, m in zip(caps, mixed, strict=True)):
         return None
     n = caps.index(False) if caps[0] else len(caps) - caps[::-1].index(False)
@@ -243,7 +252,8 @@ def _capitals_family(name: str) -> tuple[str, str] | None:
     return None
 
 
-_ORDER = "given_family(fields, else CJK script family first, else given first; reversed where roles prove it)"
+_ORDER = ("given_family(fields, else CJK script family first, else given first; reversed where no role contradicts "
+          "it, with a CJK syllable where roles prove it)")
 
 
 @dataclass(frozen=True)
@@ -390,7 +400,7 @@ GOLDEN_RECORDS: tuple[Record, ...] = (
 )
 
 EXACT_PROFILE = Profile("exact/1", (DocumentNumber(), ExactNameBirthDate()), (("unicode", UNICODE_VERSION),))
-STANDARD_PROFILE = Profile("standard/3", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
+STANDARD_PROFILE = Profile("standard/4", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
                                           SkeletonDropOneBirthDate(), SkeletonBirthYear()),
                            (("unicode", UNICODE_VERSION), ("anyascii", ANYASCII_VERSION),
                             ("name-words", name_words_version())))

@@ -55,6 +55,8 @@ class PartialDate:
         raise RecordError(f"'{text}' is not a date; use YYYY, YYYY-MM or YYYY-MM-DD (or DD.MM.YYYY)")
 
     def isoformat(self) -> str:
+        if self.month is not None and self.day is not None:
+            return f"{self.year:04d}-{self.month:02d}-{self.day:02d}"
         parts = [f"{self.year:04d}"]
         if self.month is not None:
             parts.append(f"{self.month:02d}")
@@ -154,6 +156,8 @@ class Record:
     @property
     def names(self) -> list[str]:
         """Every name of the person: the full name, given + family name, and the aliases."""
+        if not (self.given_name or self.family_name or self.aliases):  # most lists: one name field
+            return [self.name] if self.name.strip() else []
         parts = f"{self.given_name} {self.family_name}".strip()
         return [n for n in dict.fromkeys((self.name, parts, *self.aliases)) if n.strip()]
 

@@ -1,4 +1,4 @@
-"""Known-name spelling correction for the medium rules of `standard/3`.
+"""Known-name spelling correction for the medium rules of `standard/4`.
 
 A mistyped word is, almost always, not a name anyone is called: `Marvni`, `Gabirel`, `Kowalksi`.
 Two distinct real names one letter apart (`Martin`/`Marvin`, `Janet`/`Janett`, `Kathe`/`Kathy`) are
@@ -31,7 +31,7 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib.resources import files
 
-_MIN_LENGTH = 4  # shorter words have too many one-edit neighbours to correct safely
+_MIN_LENGTH = 4  # shorter words have too many one-edit neighbours to correct by any edit (see `candidates`)
 # OCR and handwriting confusions read either way (after lower-casing): one or two letters for one.
 _OCR = (("rn", "m"), ("cl", "d"), ("vv", "w"), ("li", "h"), ("ri", "n"), ("l", "i"), ("c", "e"), ("o", "c"),
         ("h", "b"), ("u", "v"), ("n", "h"))
@@ -111,10 +111,16 @@ _PATRONYMIC = re.compile(r"[a-z]{2,}(?:ovich|evich|ovych|evych|ovitch|evitch|owi
 
 def role(word: str) -> str:
     """"g" for a word that is mostly a given name (or a patronymic), "f" mostly a family name, "" for either
-    or unknown; an unknown word has the role of the one known name it is a slip of."""
+    or unknown; an unknown word has the role its readings (`corrections`) share, else none (Reyis: Regis or
+    Reyes, a given or a family name)."""
     if _PATRONYMIC.fullmatch(word):
         return "g"
-    flags = _words().get(corrected(word), (0, "-", ""))[2]
+    roles = {_known_role(w) for w in corrections(word)}
+    return roles.pop() if len(roles) == 1 else ""
+
+
+def _known_role(word: str) -> str:
+    flags = _words().get(word, (0, "-", ""))[2]
     return "g" if "g" in flags else "f" if "f" in flags else ""
 
 
@@ -155,12 +161,16 @@ def candidates(word: str) -> list[str]:
 
     Not a letter added or dropped at the start (an OCR confusion there is read): an unknown word that is a
     known name with one more or one fewer first letter is more often another real name (Ghassan/Hassan,
-    Yannick/Annick, Farrington/Arrington).
+    Yannick/Annick, Farrington/Arrington). A word of three letters is read only as a longer name with a
+    letter left out (Yrk/York) or two letters swapped (Tmo/Tom): a letter changed in it often gives
+    another real name.
     """
     words = _words()
-    if word in words or len(word) < _MIN_LENGTH or cjk_syllables(word):
+    if word in words or len(word) < _MIN_LENGTH - 1 or cjk_syllables(word):
         return []
     found = {w for w in _edits(word) if w[0] == word[0] or len(w) == len(word)} | _ocr_variants(word)
+    if len(word) < _MIN_LENGTH:  # three letters: only a letter left out of a longer name, or two swapped
+        found = {w for w in found if len(w) > len(word) or sorted(w) == sorted(word)}
     return sorted(w for w in found if words.get(w, (0,))[0] > 0)
 
 

@@ -4,7 +4,8 @@
 
 The servicer (`server.service`) admits the session first (`server.admission`, with the
 receiver's announced item count as the size), then this class checks the start (purpose,
-suite, profile, epoch), builds the sender from the epoch's entries (`Store.bulk_inputs`),
+suite, profile, epoch), starts a sender over the node's prepared list (`PreparedList`, kept by
+`server.node.Node.bulk_list` for the current key epoch and list version),
 takes the corrections strictly in order and within the announced byte count, and hands out
 the results only after finish. The crypto runs on the server's executor when that is a pool of
 threads (the core releases the GIL); a pool of processes cannot hold the sender's state, so then
@@ -14,10 +15,12 @@ it runs in the call's own thread. Errors are `psi.errors` classes; `server.statu
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from dataclasses import dataclass
 from enum import Enum, auto
 from typing import Any, TypeVar
 
-from psi.bulk import SUITE, BulkSender, bins
+from psi.bulk import SUITE, BulkSender, SenderList, bins, sender_list
 from psi.bulk import announced_items as _announced_items
 from psi.errors import (
     ConfigurationError,
@@ -28,7 +31,7 @@ from psi.errors import (
     OutOfOrderError,
     ParameterMismatchError,
 )
-from psi.executor import Executor
+from psi.executor import Executor, run_inline
 from psi.messages import BulkAccepted, BulkChunk, BulkStart, Done, Parameters, Progress
 from psi.server_session import check_request
 from server.store import BulkInputs
@@ -36,6 +39,21 @@ from server.store import BulkInputs
 R = TypeVar("R")
 _ROW_BYTES = 64  # a correction row (psi.bulk_kernels.ROW_BYTES): the code width of 512 bits
 CHUNK_OVERHEAD = 64  # bytes of a BulkCorrection or BulkResults message besides its data (docs/protocol.md)
+
+
+@dataclass(frozen=True)
+class PreparedList:
+    """The node's list as bulk sessions start from it, for one key epoch and list version; only read."""
+
+    key_epoch: int
+    list_version: int
+    entries: int  # stored entries, before records sharing a key are grouped
+    sender: SenderList
+
+
+def prepare_list(key_epoch: int, inputs: BulkInputs) -> PreparedList:
+    """The epoch's entries (`Store.bulk_inputs`) prepared once for every session until the list or key changes."""
+    return PreparedList(key_epoch, inputs.list_version, len(inputs.keys), sender_list(inputs.keys, inputs.payloads))
 
 
 def suite() -> str:
@@ -66,9 +84,14 @@ def chunk_limit(max_message_bytes: int, margin: int) -> int:
 
 def run_on(executor: Executor, fn: Callable[..., R], *args: Any, size: int) -> R:
     """`fn(*args)` on `executor` when it shares this process's memory (threads, inline), else here."""
+    return start_on(executor, fn, *args, size=size).result()
+
+
+def start_on(executor: Executor, fn: Callable[..., R], *args: Any, size: int) -> Future[R]:
+    """`fn(*args)` started on `executor` when it shares this process's memory (threads, inline), else run here."""
     if getattr(executor, "threads", True):
-        return executor.submit(fn, *args, size=size).result()
-    return fn(*args)
+        return executor.submit(fn, *args, size=size)
+    return run_inline(fn, *args)
 
 
 class _State(Enum):
@@ -100,6 +123,7 @@ class BulkServing:
         self.list_version = 0
         self._next_index = 0
         self._chunks: Iterator[bytes] = iter(())
+        self._sealing: Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"BulkServing(id={self.session_id!r}, state={self._state.name}, received={self.received})"
@@ -113,16 +137,16 @@ class BulkServing:
         if msg.suite != SUITE:
             raise ParameterMismatchError(f"bulk suite differs: client '{msg.suite}', server '{SUITE}'")
 
-    def accept(self, msg: BulkStart, inputs: BulkInputs) -> BulkAccepted:
-        """Build the sender from the epoch's entries and answer the hello (on the executor)."""
+    def accept(self, msg: BulkStart, prepared: PreparedList) -> BulkAccepted:
+        """Start a sender over the prepared list and answer the hello (on the executor)."""
         self.check_start(msg)
         self.items = announced_items(msg.hello)
         if self.items > self._max_items:  # admission checked it; the sender is built for no more
             raise LimitExceededError(f"the hello announces {self.items} items; at most {self._max_items}")
-        size = len(inputs.keys) + self.items
+        size = prepared.entries + self.items
 
         def build() -> tuple[BulkSender, bytes]:
-            sender = BulkSender(inputs.keys, inputs.payloads, max_receiver_items=self._max_items)
+            sender = BulkSender(prepared.sender, max_receiver_items=self._max_items)
             return sender, sender.setup(msg.hello)
 
         sender, setup = run_on(self._executor, build, size=size)
@@ -130,13 +154,15 @@ class BulkServing:
             raise ConfigurationError(f"the bulk setup of {len(setup)} bytes does not fit the node's message "
                                      "limit; raise max_message_bytes")
         self._sender = sender
+        # Sealing needs only the setup: it runs while the corrections arrive.
+        self._sealing = start_on(self._executor, sender.seal, size=sender.result_count)
         self.correction_bytes = int(sender.correction_bytes)
         self.result_count = int(sender.result_count)
-        self.list_version = inputs.list_version
-        self.server_entries = len(inputs.keys)
+        self.list_version = prepared.list_version
+        self.server_entries = prepared.entries
         self._state = _State.CORRECTING
         return BulkAccepted(self.session_id, self._params.key_epoch, setup, self.correction_bytes,
-                            self.result_count, inputs.list_version, self.max_chunk_bytes)
+                            self.result_count, prepared.list_version, self.max_chunk_bytes)
 
     def correction(self, msg: BulkChunk) -> Progress:
         """Absorb the next correction chunk: index in order, size within the chunk limit; the core checks the rest.
@@ -173,6 +199,8 @@ class BulkServing:
             raise OutOfOrderError("finish must follow the session start and the corrections")
         if self.absorbed != self.correction_bytes:
             raise OutOfOrderError(f"finish after {self.absorbed} of {self.correction_bytes} correction bytes")
+        if self._sealing is not None:
+            self._sealing.result()
         try:  # the sender's results are computed here; they are sent only once the session is audited
             self._chunks = run_on(self._executor, self._started().results, self.max_chunk_bytes,
                                   size=self.result_count)

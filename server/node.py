@@ -1,10 +1,11 @@
-"""A node's live state: its key, store, policy, audit log and the current tag snapshot."""
+"""A node's live state: its key, store, policy, audit log, the current tag snapshot and bulk sender list."""
 
 from __future__ import annotations
 
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,9 +63,12 @@ class Node:
         self._refusal = ""  # why the node does not serve, once it stopped
         self._snapshot: TagSnapshot | None = None
         self._record_count = 0  # of the snapshot's list version
+        self._bulk_lock = threading.Lock()  # the bulk list, held while one is built
+        self._bulk_list: bulk.PreparedList | None = None
 
     def prepare(self, operator: str, progress: Progress | None = None, justification: str = "") -> None:
-        """Open (or, for a new node, create) the key, bring the store to its epoch, build the first snapshot."""
+        """Open (or, for a new node, create) the key, bring the store to its epoch, build the first snapshot
+        and, when a partner may use mode bulk, the bulk list."""
         with locked(self.config.store_path):  # not beside an import or a rotation
             self._key = ensure_key(self.config.key_path, self.store, self.audit, operator)
             self._key_stamp = _stamp(self.config.key_path)
@@ -74,7 +78,14 @@ class Node:
         if self.store.setting("policy_hash") != digest:
             self.audit.append(events.policy_changed(sorted(self.policy.agreements), digest, operator, justification))
             self.store.set_setting("policy_hash", digest)
-        self.snapshot()
+        key, _ = self.current()
+        if self.offers_bulk:
+            self.bulk_list(key)
+
+    @property
+    def offers_bulk(self) -> bool:
+        """Whether any partner's agreement allows mode bulk (only then is a bulk list kept)."""
+        return any(Mode.BULK in agreement.modes for agreement in self.policy.agreements.values())
 
     @property
     def serving(self) -> bool:
@@ -180,11 +191,31 @@ class Node:
             bulk_suite=bulk.suite(),
         )
 
-    def bulk_inputs(self, key: ServerKey) -> BulkInputs:
+    def bulk_list(self, key: ServerKey) -> bulk.PreparedList:
+        """The key's epoch's list as bulk senders start from it, built again only once the epoch or the
+        list version moved on (a rotation, an import by another process).
+
+        One build at a time under its own lock: a second session waits for that build instead of starting
+        another, and requests that need no bulk list never take the lock. The old list is let go before
+        the new one is read, so the node holds one (sessions still running keep theirs until they end).
+        """
+        with self._bulk_lock:
+            prepared = self._bulk_list
+            if prepared is None or prepared.key_epoch != key.epoch or prepared.list_version != self.store.list_version:
+                prepared = self._bulk_list = None
+                started = time.perf_counter()
+                prepared = self._bulk_list = bulk.prepare_list(key.epoch, self._bulk_inputs(key))
+                log.info("bulk list of key epoch %d, list version %d: %d entries, %d keys, built in %.1f s",
+                         key.epoch, prepared.list_version, prepared.entries, prepared.sender.groups,
+                         time.perf_counter() - started)
+            return prepared
+
+    def _bulk_inputs(self, key: ServerKey) -> BulkInputs:
         """The key's epoch's entries as a bulk sender takes them (`Store.bulk_inputs`).
 
         Entries still without their label key (written by older software since the start) are filled
-        in first, under the list lock, as at start-up.
+        in first, under the list lock, as at start-up; a list built from them stays valid for its epoch
+        and list version, so this check runs only when a list is built.
         """
         if self.store.missing_label_keys(key.epoch):
             with locked(self.config.store_path):

@@ -222,7 +222,7 @@ class MatchingService(pb_grpc.MatchingServicer):
                                            self._executor)
                 serving.check_start(start)  # before the list is read
                 track.serving = serving
-                accepted = serving.accept(start, node.bulk_inputs(key))
+                accepted = serving.accept(start, node.bulk_list(key))
                 self._metrics.query(partner, Mode.BULK)
                 log.info("bulk session %s from %s: %d items against %d entries", track.session_id, partner,
                          track.items, serving.server_entries)

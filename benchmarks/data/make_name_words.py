@@ -1,4 +1,4 @@
-"""Write psi/data/name_words.txt: the known names of profile `standard/3` (psi.spelling).
+"""Write psi/data/name_words.txt: the known names of profile `standard/4` (psi.spelling).
 
     pip install faker==40.63.0 rigour==2.6.1 && python benchmarks/data/make_name_words.py
 

@@ -26,7 +26,8 @@ KEY = oprf.generate_key()
 def bulk_in_memory(server: list[Record], client: list[Record], chunk: int) -> tuple[object, ...]:
     params = dataclasses.replace(parameters_for(snapshot_for(KEY, server), len(server)), bulk_suite=core.SUITE)
     entries = tags.prepare_records(server, KEY, EXACT_PROFILE)
-    sender = core.BulkSender([i[2] for i, _ in entries], [e[5] + e[4] for _, e in entries], max_receiver_items=10**6)
+    sender = core.BulkSender(core.sender_list([i[2] for i, _ in entries], [e[5] + e[4] for _, e in entries]),
+                             max_receiver_items=10**6)
     query = BulkQuery(params, EXACT_PROFILE, client, purpose="p", case_reference="c", request_id="r")
     if query.items == 0:
         return ()

@@ -23,7 +23,7 @@ KEY = ServerKey(1, oprf.generate_key())
 
 
 def person(n: int) -> Record:
-    """Two documents (two keys of one rule), names that give several keys under standard/3."""
+    """Two documents (two keys of one rule), names that give several keys under standard/4."""
     docs = (IdentityDocument("PASSPORT", f"P{n:07d}", "DEU"), IdentityDocument("ID", f"I{n:07d}", "FRA"))
     return Record(f"r{n:03d}", f"Jose Maria Garcia{n}", PartialDate(1970 + n % 30, 1 + n % 12, 1 + n % 28),
                   "DEU", docs, reference=f"REF-{n}", category="arrest", aliases=(f"Pepe Garcia{n}",))
@@ -109,9 +109,12 @@ def test_a_node_fills_in_label_keys_at_start(tmp_path: Path, pki_dir: Path) -> N
         assert node.store.missing_label_keys(1) == 0
         assert node.store.query("SELECT rowid, record_id, rule_id, tag_material, cardinality_material, "
                                 "sealed_label, version, label_key FROM entries WHERE epoch=1 ORDER BY rowid") == before
-        assert len(node.bulk_inputs(node.key).keys) == len(before)
-        _forget_label_keys(node.store, 1)  # as older software writing beside a running node would leave them
-        assert len(node.bulk_inputs(node.key).payloads) == len(before)  # filled in at first use
+        assert node.bulk_list(node.key).entries == len(before)
+        # As older software writing beside a running node would leave them: a new list version.
+        _forget_label_keys(node.store, 1)
+        with node.store.transaction() as db:
+            db.execute("UPDATE meta SET value=value+1 WHERE name='list_version'")
+        assert node.bulk_list(node.key).entries == len(before)  # filled in when the list is built again
         assert node.store.missing_label_keys(1) == 0
     finally:
         node.close()

@@ -71,8 +71,8 @@ def test_kernels_give_identical_messages(receiver: list[bytes], sender: list[byt
 
 def parties(kernels: bk.Kernels = bk.PYTHON) -> tuple[bulk.BulkReceiver, bulk.BulkSender]:
     receiver = bulk.BulkReceiver([b"a", b"b", b"c"], rng=FixedRng("r"), kernels=kernels)
-    sender = bulk.BulkSender([b"b", b"d"], [b"pb", b"pd"], max_receiver_items=10, rng=FixedRng("s"),
-                             kernels=kernels)
+    sender = bulk.BulkSender(bulk.sender_list([b"b", b"d"], [b"pb", b"pd"], kernels), max_receiver_items=10,
+                             rng=FixedRng("s"), kernels=kernels)
     return receiver, sender
 
 
@@ -219,7 +219,7 @@ def test_step_order() -> None:
     with pytest.raises(OutOfOrderError):
         receiver.hello()
     with pytest.raises(InputError):
-        bulk.BulkSender([b"a"], [], max_receiver_items=1)
+        bulk.sender_list([b"a"], [])
 
 
 def test_repr_hides_secrets() -> None:
@@ -228,6 +228,7 @@ def test_repr_hides_secrets() -> None:
     for party in (receiver, sender):
         text = repr(party)
         assert "step=" in text and len(text) < 80
+    assert repr(bulk.sender_list([b"k"], [b"secret payload"], bk.PYTHON)) == "SenderList(groups=1)"
 
 
 def test_bins_and_tags() -> None:
@@ -243,3 +244,58 @@ def test_kernels_follow_the_backend(monkeypatch: pytest.MonkeyPatch) -> None:
         assert bk.kernels() is bk.PYTHON
     finally:
         backend.active.cache_clear()
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_sessions_share_one_prepared_list_without_changing_it(kernels: bk.Kernels) -> None:
+    """Two sessions over one `SenderList`, step by step in turn, each get the intersection; the list stays as built."""
+    sender_keys = [b"s%d" % i for i in range(60)] + [b"both%d" % i for i in range(20)] * 2
+    payloads = [b"payload %d" % i for i in range(len(sender_keys))]
+    prepared = bulk.sender_list(sender_keys, payloads, kernels)
+    copy = bulk.SenderList(bytes(bytearray(prepared.xs)), bytes(bytearray(prepared.plains)),
+                           bytes(bytearray(prepared.plain_lengths)), prepared.groups)
+    sides = [[b"r%d" % i for i in range(50)] + [b"both%d" % i for i in range(n)] for n in (5, 20)]
+    receivers = [bulk.BulkReceiver(keys, kernels=kernels) for keys in sides]
+    senders = [bulk.BulkSender(prepared, max_receiver_items=100, kernels=kernels) for _ in sides]
+    setups = [s.setup(r.hello()) for r, s in zip(receivers, senders, strict=True)]
+    for r, s, setup in zip(receivers, senders, setups, strict=True):
+        for chunk in r.corrections(setup, CHUNK):
+            s.absorb(chunk)
+    results = [list(s.results(CHUNK)) for s in senders]
+    for r, chunks, keys in zip(receivers, results, sides, strict=True):
+        hits = sorted(hit for chunk in chunks for hit in r.open(chunk))
+        r.finish()
+        assert hits == expected_hits(keys, sender_keys, payloads)
+    assert prepared == copy
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_sealing_while_corrections_arrive_gives_the_same_results(kernels: bk.Kernels) -> None:
+    """The server seals between setup and finish (beside `absorb`); the messages are those of sealing last."""
+    receiver, sender = parties(kernels)
+    corrections = list(receiver.corrections(sender.setup(receiver.hello()), CHUNK))
+    sender.absorb(corrections[0])
+    sender.seal()
+    for c in corrections[1:]:
+        sender.absorb(c)
+    assert list(sender.results(CHUNK)) == through_corrections(kernels)[2]
+
+
+def test_sealing_and_indexing_belong_between_setup_and_results() -> None:
+    receiver, sender = parties()
+    with pytest.raises(OutOfOrderError):
+        sender.seal()
+    with pytest.raises(OutOfOrderError):
+        receiver.build_index()
+    for c in receiver.corrections(sender.setup(receiver.hello()), CHUNK):
+        sender.absorb(c)
+    sender.seal()
+    receiver.build_index()
+    receiver.build_index()  # once built, a no-op
+    with pytest.raises(OutOfOrderError):
+        sender.seal()
+    for result in sender.results(CHUNK):
+        receiver.open(result)
+    receiver.finish()
+    with pytest.raises(OutOfOrderError):
+        sender.seal()

@@ -29,4 +29,4 @@ def test_transcript_replays(kernels: bk.Kernels) -> None:
     assert [c.hex() for c in t["corrections"]] == VECTOR["corrections"]
     assert [r.hex() for r in t["results"]] == VECTOR["results"]
     assert [[i, p.hex()] for i, p in t["hits"]] == VECTOR["hits"]
-    assert bulk.announced_items(t["hello"]) == len(VECTOR["receiver_keys"])
+    assert bulk.announced_items(t["hello"]) == len(set(VECTOR["receiver_keys"]))  # equal keys are one item

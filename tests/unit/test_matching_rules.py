@@ -1,4 +1,4 @@
-"""standard/3: pairs of different people that must not meet at medium, and cross-script pairs that must."""
+"""standard/4: pairs of different people that must not meet at medium, and cross-script pairs that must."""
 
 from __future__ import annotations
 
@@ -107,3 +107,17 @@ def test_swapped_name_fields_meet_at_weak_when_the_roles_cannot_tell() -> None:
     keys = {k.value: k.rule_id for k in STANDARD_PROFILE.match_keys(a)}
     found = {keys[k.value] for k in STANDARD_PROFILE.match_keys(b) if k.value in keys}
     assert found and not found & MEDIUM
+
+
+def test_a_full_name_written_family_first_meets_the_name_fields_when_no_role_contradicts_it() -> None:
+    fields = Record("a", "", DOB, given_name="Jordan", family_name="Taylor")  # both common in either role
+    keys = {k.value for k in STANDARD_PROFILE.match_keys(fields)}
+    found = {k.rule_id for k in STANDARD_PROFILE.match_keys(Record("b", "Taylor Jordan", DOB)) if k.value in keys}
+    assert found & MEDIUM
+
+
+def test_a_word_in_lower_case_is_no_capitals_convention() -> None:
+    fields = Record("a", "", DOB, given_name="Sarah", family_name="Merrill")
+    keys = {k.value for k in STANDARD_PROFILE.match_keys(fields)}
+    found = {k.rule_id for k in STANDARD_PROFILE.match_keys(Record("b", "SARAH merrill", DOB)) if k.value in keys}
+    assert found & MEDIUM

@@ -68,7 +68,7 @@ def test_profile_hash_recomputed_from_the_documented_construction(profile_id: st
                   "rules": [{"definition": r.definition, "id": r.rule_id, "strength": r.strength.value}
                             for r in profile.rules],
                   "versions": {"unicode": "14.0.0", **({"anyascii": "0.3.3", "name-words": "06615acc1ef335b1"}
-                                                       if profile_id == "standard/3" else {})}}
+                                                       if profile_id == "standard/4" else {})}}
     canonical = json.dumps(definition, sort_keys=True, separators=(",", ":"))
     assert canonical == data["definition_json"]
     assert hashlib.sha256(canonical.encode()).hexdigest() == data["profile_hash"] == profile.definition_hash.hex()

@@ -35,6 +35,19 @@ def test_an_unknown_word_reads_as_the_known_name_it_is_a_slip_of(typed: str, nam
     assert name in spelling.corrections(typed)
 
 
+def test_a_three_letter_word_is_read_only_as_a_letter_left_out_or_two_swapped() -> None:
+    assert spelling.corrections("jhn") == ("john",)
+    assert spelling.corrections("tmo") == ("tom",)
+    assert spelling.corrections("mon") == ("mon",)  # one letter changed: Min, Man, Jon are all names
+
+
+def test_a_slip_has_the_role_its_readings_share() -> None:
+    assert spelling.role("smiht") == "f"  # Smith only
+    readings = spelling.corrections("reyis")
+    assert {spelling.role(w) for w in readings} == {"f", "g"}  # Reyes or Regis
+    assert spelling.role("reyis") == ""
+
+
 def test_romanised_chinese_and_korean_syllables_are_not_corrected() -> None:
     assert spelling.cjk_syllables("sunsin")
     assert spelling.corrections("sunsin") == ("sunsin",)

@@ -47,8 +47,8 @@ def transcript(kernels: bk.Kernels, receiver_keys: list[bytes], sender_keys: lis
                payloads: list[bytes], chunk: int = MAX_CHUNK_BYTES) -> dict[str, Any]:
     """Both parties end to end with fixed randomness: every message and the hits."""
     receiver = bulk.BulkReceiver(receiver_keys, rng=FixedRng("receiver"), kernels=kernels)
-    sender = bulk.BulkSender(sender_keys, payloads, max_receiver_items=1000, rng=FixedRng("sender"),
-                             kernels=kernels)
+    sender = bulk.BulkSender(bulk.sender_list(sender_keys, payloads, kernels), max_receiver_items=1000,
+                             rng=FixedRng("sender"), kernels=kernels)
     hello = receiver.hello()
     setup = sender.setup(hello)
     corrections = list(receiver.corrections(setup, chunk))
