@@ -111,15 +111,14 @@ class BulkQuery:
         # among the record's keys, rule number), in flat arrays (a tuple per key would cost hundreds of megabytes
         # at a million records). The receiver makes equal keys one item and gives a hit back for each copy.
         self._rule_ids = [r.rule_id for r in profile.rules]
-        rule_number = {rule: n for n, rule in enumerate(self._rule_ids)}
         values: list[bytes] = []
         self._holders, self._positions, self._rules = array("I"), array("I"), array("I")
         for index, record in enumerate(self.records):
-            for position, key in enumerate(profile.match_keys(record)):
-                values.append(key.value)
+            for position, (rule, value) in enumerate(profile.key_values(record)):
+                values.append(value)
                 self._holders.append(index)
                 self._positions.append(position)
-                self._rules.append(rule_number[key.rule_id])
+                self._rules.append(rule)
         self._kernels = bulk_kernels.kernels()
         # The receiver keeps its digests of the keys only: the key values go once it is built.
         self._receiver = BulkReceiver(values, rng=rng, kernels=self._kernels)

@@ -451,12 +451,8 @@ class NativeKernels:
         ends = np.frombuffer(lengths, "<u4")
         opened = ends != NOT_OPENED
         stops = np.cumsum(np.where(opened, ends, 0)).tolist()
-        out: list[tuple[bytes, bytes] | None] = []
-        start = 0
-        for i, (ok, stop) in enumerate(zip(opened.tolist(), stops, strict=True)):
-            out.append((labels[start:stop], keys[32 * i:32 * (i + 1)]) if ok else None)
-            start = stop
-        return out
+        return [(labels[start:stop], keys[32 * i:32 * i + 32]) if ok else None
+                for i, (ok, start, stop) in enumerate(zip(opened.tolist(), [0, *stops][:-1], stops, strict=True))]
 
 
 PYTHON = PythonKernels()

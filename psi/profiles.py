@@ -136,14 +136,18 @@ class Profile:
 
     def match_keys(self, record: Record) -> list[MatchKey]:
         """Every distinct key the record yields, in rule order."""
-        keys: list[MatchKey] = []
+        return [MatchKey(self.rules[n].rule_id, value) for n, value in self.key_values(record)]
+
+    def key_values(self, record: Record) -> list[tuple[int, bytes]]:
+        """`match_keys` as (the rule's place in `rules`, the key's value): no object per key, for bulk mode."""
+        keys: list[tuple[int, bytes]] = []
         seen: set[bytes] = set()
-        for rule in self.rules:
+        for n, rule in enumerate(self.rules):
             for parts in rule.key_parts(record):
                 value = encode_key(rule.rule_id, parts)
                 if value not in seen:
                     seen.add(value)
-                    keys.append(MatchKey(rule.rule_id, value))
+                    keys.append((n, value))
         return keys
 
     def rule(self, rule_id: str) -> Rule:
