@@ -266,9 +266,9 @@ def _run_starts(*columns: np.ndarray) -> np.ndarray:
 
 def _objects(values: Sequence[Any]) -> np.ndarray:
     """A one-dimensional array of the values as they are (strings, bytes: never split or converted)."""
-    array = np.empty(len(values), object)
-    array[:] = values
-    return array
+    out = np.empty(len(values), object)
+    out[:] = values
+    return out
 
 
 def _ranks(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
