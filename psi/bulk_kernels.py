@@ -451,7 +451,8 @@ class NativeKernels:
         ends = np.frombuffer(lengths, "<u4")
         opened = ends != NOT_OPENED
         stops = np.cumsum(np.where(opened, ends, 0)).tolist()
-        return [(labels[start:stop], keys[32 * i:32 * i + 32]) if ok else None
+        size = followup.FOLLOWUP_KEY_BYTES
+        return [(labels[start:stop], keys[size * i:size * (i + 1)]) if ok else None
                 for i, (ok, start, stop) in enumerate(zip(opened.tolist(), [0, *stops][:-1], stops, strict=True))]
 
 

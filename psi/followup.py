@@ -19,11 +19,12 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 
 FOLLOWUP_INFO = b"psi-v1-followup-key"
+FOLLOWUP_KEY_BYTES = 32
 _DOMAIN = b"psi-v1-followup-proof"
 
 
 def followup_key(label_key: bytes) -> bytes:
-    return HKDFExpand(hashes.SHA256(), 32, FOLLOWUP_INFO).derive(label_key)
+    return HKDFExpand(hashes.SHA256(), FOLLOWUP_KEY_BYTES, FOLLOWUP_INFO).derive(label_key)
 
 
 def _message(partner: str, reference: str, request_id: str) -> bytes:
