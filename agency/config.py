@@ -5,7 +5,7 @@
     listen = "127.0.0.1:50052"      # HOST:PORT (IPv6 as [::1]:PORT), port 1-65535
     data_dir = "data"               # SQLite store and OPRF key live here
     list_id = "wanted-persons"
-    profile = "standard/4"          # or "exact/1"; see docs/matching.md
+    profile = "standard/5"          # or "exact/1"; see docs/matching.md
 
     [tls]
     ca = "pki/ca.pem"               # trusted CA for partner certificates

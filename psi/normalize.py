@@ -1,4 +1,4 @@
-"""Name normalisation for matching across spellings and scripts (profile `standard/4`).
+"""Name normalisation for matching across spellings and scripts (profile `standard/5`).
 
 `name_tokens` transliterates any script to Latin (the `anyascii` library), folds case and
 diacritics, splits on punctuation and at capitals inside Latin words ("McDonald"), and then applies
@@ -27,7 +27,16 @@ from importlib.metadata import version
 
 from anyascii import anyascii
 
-from psi.spelling import cjk_syllable, cjk_syllables, code_group, corrected, known_name, role, variant_group
+from psi.spelling import (
+    cjk_syllable,
+    cjk_syllables,
+    code_group,
+    corrected,
+    known_name,
+    listed_name,
+    role,
+    variant_group,
+)
 
 # The versions that shape keys, folded into the profile hash (docs/matching.md, "Profile hash"):
 # Unicode's tables (NFKC, case folding, white space, alphanumerics) come with CPython.
@@ -128,7 +137,7 @@ def _compounds(words: list[str]) -> list[str]:
         elif word in ARTICLES and i + 1 < len(words) and words[i + 1] in COMPOUND_TAILS and out:
             i += 1
             continue
-        if len(words) > 1 and not known_name(word):  # an article attached (Almasri, Elsayed), not Allison
+        if len(words) > 1 and not listed_name(word):  # an article attached (Almasri, Elsayed), not Allison
             word = _ATTACHED_ARTICLE.sub("", word)
         joined = _ABD_JOINED.match(word)
         if joined:
@@ -295,13 +304,13 @@ def word_code(token: str) -> str:
     names never meet through it.
     """
     code = name_code(token)
-    if known_name(token):
+    if known_name(token):  # a rare name too: its own variant group (Rula and Rola are two names)
         group = variant_group(token)
     else:  # an unknown spelling: the one group with its code, else the group of the name it is a slip of
         group = code_group(code)
         fixed = corrected(token)
         if group is None and fixed != token and name_code(fixed) == code:
-            group = variant_group(fixed)  # Husain: Hussain's group (Hussein), not Husen's or Hosseini's
+            group = variant_group(fixed)  # Hussaen: Hussain's group, not Husen's or Hosseini's
     return code if group is None else "=" + group
 
 

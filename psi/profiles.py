@@ -404,7 +404,7 @@ GOLDEN_RECORDS: tuple[Record, ...] = (
 )
 
 EXACT_PROFILE = Profile("exact/1", (DocumentNumber(), ExactNameBirthDate()), (("unicode", UNICODE_VERSION),))
-STANDARD_PROFILE = Profile("standard/4", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
+STANDARD_PROFILE = Profile("standard/5", (DocumentNumber(), NameBirthDate(), NameCodeBirthDate(), SkeletonBirthDate(),
                                           SkeletonDropOneBirthDate(), SkeletonBirthYear()),
                            (("unicode", UNICODE_VERSION), ("anyascii", ANYASCII_VERSION),
                             ("name-words", name_words_version())))

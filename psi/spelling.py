@@ -1,11 +1,12 @@
-"""Known-name spelling correction for the medium rules of `standard/4`.
+"""Known-name spelling correction for the medium rules of `standard/5`.
 
 A mistyped word is, almost always, not a name anyone is called: `Marvni`, `Gabirel`, `Kowalksi`.
 Two distinct real names one letter apart (`Martin`/`Marvin`, `Janet`/`Janett`, `Kathe`/`Kathy`) are
 different people. So the medium rules fold a word only when it is *not* a known name and exactly
 one known name lies one edit away (substitution, insertion, deletion, adjacent transposition, or
-an OCR confusion such as `rn`/`m`): a known name is never changed, and two known names never meet
-through this step.
+an OCR confusion such as `rn`/`m`): a listed name is never changed, and two known names never meet
+through this step, except that a rare name one clear slip from a listed name is read as both (a
+typo of a frequent name is often some rare name: `Alexantra` for `Alexandra`).
 
 The known names are `psi/data/name_words.txt`: every given and family name of every locale of the
 Faker package's person provider (public name statistics per country, MIT licence), read as
@@ -13,7 +14,9 @@ Faker package's person provider (public name statistics per country, MIT licence
 (spelling variants of one name share a name symbol in rigour's Wikidata-derived name data:
 Omar/Umar, not Kathe/Kathy; two widespread Latin-script names such as Anna/Ana are never one
 group), whether it is a Chinese or Korean syllable, and its role: mostly a given name, mostly a
-family name, or common as both.
+family name, or common as both; and, as rarer names without locales or role (their variant groups
+from the name items they are forms of), every one-word Latin-script form of rigour's person-name data
+(Wikidata's given and family name items) that Faker lacks.
 `benchmarks/data/make_name_words.py` rebuilds it; the first 16 hex digits of its SHA-256 enter the
 profile hash (`name_words_version`), so nodes with different lists refuse each other instead of
 silently missing hits. docs/matching.md section 5.4 defines every step.
@@ -31,6 +34,7 @@ from collections.abc import Iterable
 from functools import cache, lru_cache
 from importlib.resources import files
 
+_RARE = 0.3  # the weight of a name only rigour lists: a listed name of one locale weighs 2
 _MIN_LENGTH = 4  # shorter words have too many one-edit neighbours to correct by any edit (see `candidates`)
 # OCR and handwriting confusions read either way (after lower-casing): one or two letters for one.
 _OCR = (("rn", "m"), ("cl", "d"), ("vv", "w"), ("li", "h"), ("ri", "n"), ("l", "i"), ("c", "e"), ("o", "c"),
@@ -50,7 +54,7 @@ def name_words_version() -> str:
 @cache
 def _words() -> dict[str, tuple[int, str, str]]:
     """Each listed word -> (locales that list it, its code-dob reading or "-", flags: s = CJK syllable,
-    g = mostly a given name, f = mostly a family name)."""
+    g = mostly a given name, f = mostly a family name, w = a rare name)."""
     out = {}
     for line in _raw().decode().splitlines():
         word, locales, reading, _, flags = line.split()
@@ -100,8 +104,15 @@ def known_names() -> Iterable[str]:
     return iter(_words())
 
 
+def listed_name(word: str) -> bool:
+    """A name of Faker's per-country lists."""
+    return _words().get(word, (0,))[0] > 0
+
+
 def known_name(word: str) -> bool:
-    return word in _words() and _words()[word][0] > 0
+    """A listed name, or a rarer one only rigour's person-name data has."""
+    entry = _words().get(word)
+    return entry is not None and (entry[0] > 0 or "w" in entry[2])
 
 
 # An East Slavic patronymic (Nikolaevich, Nikolayevich, Petrovna): the second word of a given name, so a
@@ -157,7 +168,8 @@ def _edits(word: str) -> set[str]:
 
 
 def candidates(word: str) -> list[str]:
-    """The known names one edit (or one OCR confusion) from an unknown word, sorted; [] for a known word.
+    """The known names one edit (or one OCR confusion) from an unknown word, sorted; for a name only rigour
+    lists, the listed names (a typo of a frequent name is often a rare name); [] for a listed word.
 
     Not a letter added or dropped at the start (an OCR confusion there is read): an unknown word that is a
     known name with one more or one fewer first letter is more often another real name (Ghassan/Hassan,
@@ -166,12 +178,13 @@ def candidates(word: str) -> list[str]:
     another real name.
     """
     words = _words()
-    if word in words or len(word) < _MIN_LENGTH - 1 or cjk_syllables(word):
+    rare = word in words and "w" in words[word][2]
+    if (word in words and not rare) or len(word) < _MIN_LENGTH - 1 or cjk_syllables(word):
         return []
     found = {w for w in _edits(word) if w[0] == word[0] or len(w) == len(word)} | _ocr_variants(word)
     if len(word) < _MIN_LENGTH:  # three letters: only a letter left out of a longer name, or two swapped
         found = {w for w in found if len(w) > len(word) or sorted(w) == sorted(word)}
-    return sorted(w for w in found if words.get(w, (0,))[0] > 0)
+    return sorted(w for w in found if (listed_name(w) if rare else known_name(w)))
 
 
 _ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm")
@@ -216,24 +229,25 @@ def _ocr_pair(typed: str, name: str) -> bool:
 
 
 def ranked(word: str) -> list[tuple[float, str]]:
-    """The candidates, best first: slip weight times (1 + the number of locales that list the name)."""
+    """The candidates, best first: slip weight times (1 + the square root of the number of locales that list
+    the name), or times _RARE for a name only rigour lists."""
     words = _words()
-    return sorted(((slip_weight(word, c) * (1 + words[c][0] ** 0.5), c) for c in candidates(word)),
-                  key=lambda item: (-item[0], item[1]))
+    return sorted(((slip_weight(word, c) * (1 + words[c][0] ** 0.5 if words[c][0] else _RARE), c)
+                   for c in candidates(word)), key=lambda item: (-item[0], item[1]))
 
 
 @lru_cache(maxsize=1 << 16)
 def corrections(word: str) -> tuple[str, ...]:
-    """The known names the word is read as: itself when known or no candidate is clearly first;
-    else the best candidate, and the second too when it weighs at least half as much."""
+    """The known names the word is read as: itself when listed or no candidate is clearly first; a name only
+    rigour lists also as the listed name it is clearly a slip of; else the best candidate, and the second and
+    third too when they weigh at least half as much (name-dob reads a word of three by its best)."""
     found = ranked(word)
     if not found:
         return (word,)
-    if len(found) > 1 and found[1][0] >= found[0][0] * _SECOND:
-        if len(found) > 2 and found[2][0] >= found[0][0] * _SECOND:
-            return (word,)  # three or more readings: too unsure to fold at medium
-        return (found[0][1], found[1][1])
-    return (found[0][1],)
+    if known_name(word):  # a name only rigour lists: itself, and the listed name it is clearly a slip of
+        return (word, found[0][1]) if len(found) == 1 or found[1][0] < found[0][0] * _SECOND else (word,)
+    close = tuple(name for weight, name in found if weight >= found[0][0] * _SECOND)
+    return (word,) if len(close) > 3 else close  # four or more readings: too unsure to fold at medium
 
 
 _SECOND = 0.5

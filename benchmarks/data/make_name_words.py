@@ -1,14 +1,18 @@
-"""Write psi/data/name_words.txt: the known names of profile `standard/4` (psi.spelling).
+"""Write psi/data/name_words.txt: the known names of profile `standard/5` (psi.spelling).
 
-    pip install faker==40.63.0 rigour==2.6.1 && python benchmarks/data/make_name_words.py
+    pip install faker==40.63.0 rigour==2.6.1 && python benchmarks/data/make_name_words.py   # needs the zstd tool
 
 Every given and family name of every locale of Faker's person provider (MIT licence; public name
 statistics per country), read as `psi.normalize` reads names (the Latin readings of Greek script,
-the syllable runs of Chinese and Korean names too). One line per word:
+the syllable runs of Chinese and Korean names too); and, as rarer names, every Latin-script form of
+one word of rigour's person-name data (OpenSanctions, MIT: Wikidata's given and family name items,
+the `person_names.txt` that rigour 2.6.1 ships compressed inside its native module) that Faker's lists
+lack. One line per word:
 
     word  locales  reading  code  flags
 
-- locales: how many Faker locales list the word (the tie-break of spelling correction);
+- locales: how many Faker locales list the word (the tie-break of spelling correction); 0 for a
+  name only rigour's data has;
 - reading: `-` when no other known name shares the word's name code; otherwise the spelling that
   code-dob keys the word by: the first word, in sort order, of its group of spelling variants of one
   name. Two known names are variants of one name when rigour's person-name data (OpenSanctions,
@@ -17,7 +21,8 @@ the syllable runs of Chinese and Korean names too). One line per word:
   symbol, so each keeps its own spelling and they never meet at medium;
 - code: the word's name code when it has a reading (an unknown spelling with that code is read as
   the one variant group that has it, if only one does), else `-`;
-- flags: `s` for a romanised Chinese or Korean syllable (a single character's reading); the word's
+- flags: `s` for a romanised Chinese or Korean syllable (a single character's reading); `w` for a
+  name only rigour's data has (no role; its name symbols are the items it is a form of); the word's
   role, which proves a swap of given and family name (psi.profiles): `g` when at least ROLE_RATIO
   times as many locales list it as a given name as list it as a family name (John 24:3), `f` the
   other way round (Smith 2:9, and the Korean family names of psi.normalize.KOREAN_FAMILY), neither
@@ -33,9 +38,11 @@ empty list in place.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import pkgutil
 import re
+import subprocess
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -44,6 +51,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 import faker.providers.person as person_providers  # noqa: E402
+import rigour._core  # noqa: E402
 from rigour.names import NameTypeTag, analyze_names  # noqa: E402
 
 import psi.spelling  # noqa: E402
@@ -65,6 +73,10 @@ ATTRIBUTES = ("first_names", "first_names_male", "first_names_female", "first_na
 
 WIDESPREAD = 17  # a fifth of Faker's 86 locales
 ROLE_RATIO = 3
+MIN_RARE = 3  # shorter words are never corrected (psi.spelling)
+# rigour 2.6.1's person_names.txt ("form, form, ... => Q123" per Wikidata name item), as decompressed.
+PERSON_NAMES_SHA256 = "9d6381d55159f471082ecb88446f3f8cffe82eca4ee65ea3a84889dbe75b9e94"
+_ZSTD_FRAME = b"\x28\xb5\x2f\xfd"
 
 
 class FakerNames:
@@ -118,6 +130,36 @@ def _syllables() -> set[str]:
     return out
 
 
+def _person_names() -> str:
+    """rigour's person-name table: the one zstd frame of its native module that decompresses to it."""
+    module = Path(rigour._core.__file__).read_bytes()
+    start = module.find(_ZSTD_FRAME)
+    while start != -1:
+        # check=False: zstd complains of the bytes after the frame, which it has decompressed by then
+        run = subprocess.run(["zstd", "-d", "-c", "-q"], check=False, input=module[start:], capture_output=True)
+        if hashlib.sha256(run.stdout).hexdigest() == PERSON_NAMES_SHA256:
+            return run.stdout.decode()
+        start = module.find(_ZSTD_FRAME, start + 1)
+    raise SystemExit("rigour 2.6.1's person_names.txt not found: install rigour==2.6.1")
+
+
+def _latin(text: str) -> bool:
+    return all(ord(ch) < 0x250 or 0x1E00 <= ord(ch) < 0x1F00 for ch in text)
+
+
+def rigour_words() -> dict[str, set[str]]:
+    """Every one-word Latin-script form of a person-name item of rigour's data, read as psi.normalize does
+    -> the items it is a form of (its name symbols)."""
+    out: dict[str, set[str]] = defaultdict(set)
+    for line in _person_names().splitlines():
+        forms, item = line.split(" => ")
+        for form in forms.split(", "):
+            lists = token_lists(form) if _latin(form) else []
+            if len(lists) == 1 and len(lists[0]) == 1 and len(lists[0][0]) >= MIN_RARE and lists[0][0].isalpha():
+                out[lists[0][0]].add(item)
+    return out
+
+
 def _symbols(word: str) -> set[str]:
     names = analyze_names(NameTypeTag.PER, [word])
     return {span.symbol.id for name in names for span in name.spans if span.symbol.category.value == "NAME"}
@@ -130,10 +172,10 @@ def _find(parent: dict[str, str], word: str) -> str:
     return word
 
 
-def _readings(names: FakerNames) -> dict[str, str]:
+def _readings(names: FakerNames, rare: dict[str, set[str]]) -> dict[str, str]:
     """Words whose code another known name shares -> the first spelling of their variant group."""
     by_code: dict[str, list[str]] = defaultdict(list)
-    for word in sorted(names.locales):
+    for word in sorted(set(names.locales) | set(rare)):
         by_code[name_code(word)].append(word)
     out: dict[str, str] = {}
     for group in by_code.values():
@@ -142,7 +184,8 @@ def _readings(names: FakerNames) -> dict[str, str]:
         parent = {w: w for w in group}
         keys: dict[str, str] = {}
         for word in group:
-            for key in {*_symbols(word), "glide:" + (_GLIDE.sub("", word) if len(word) > 4 else word)}:
+            symbols = rare[word] if word in rare else _symbols(word)
+            for key in {*symbols, "glide:" + (_GLIDE.sub("", word) if len(word) > 4 else word)}:
                 if key not in keys:
                     keys[key] = word
                 elif not (names.widespread(word) and names.widespread(keys[key])):
@@ -160,15 +203,17 @@ def _readings(names: FakerNames) -> dict[str, str]:
 def main() -> None:
     names = FakerNames()
     syllables = _syllables()
-    readings = _readings(names)
+    rare = {w: items for w, items in rigour_words().items() if w not in names.locales and w not in syllables}
+    readings = _readings(names, rare)
     path = ROOT / "psi" / "data" / "name_words.txt"
     with path.open("w") as out:
-        for word in sorted(set(names.locales) | syllables):
+        for word in sorted(set(names.locales) | syllables | set(rare)):
             reading = readings.get(word)
             code = name_code(word) if reading else "-"
-            flags = ("s" if word in syllables else "") + names.role(word)
+            flags = ("s" if word in syllables else "") + names.role(word) + ("w" if word in rare else "")
             out.write(f"{word} {len(names.locales.get(word, ()))} {reading or '-'} {code} {flags or '-'}\n")
-    print(f"{path}: {len(names.locales)} names, {len(syllables)} syllables, {len(readings)} with a shared code")
+    print(f"{path}: {len(names.locales)} names, {len(syllables)} syllables, {len(readings)} with a shared code, "
+          f"{len(rare)} names only rigour's data has")
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ KEY = ServerKey(1, oprf.generate_key())
 
 
 def person(n: int) -> Record:
-    """Two documents (two keys of one rule), names that give several keys under standard/4."""
+    """Two documents (two keys of one rule), names that give several keys under standard/5."""
     docs = (IdentityDocument("PASSPORT", f"P{n:07d}", "DEU"), IdentityDocument("ID", f"I{n:07d}", "FRA"))
     return Record(f"r{n:03d}", f"Jose Maria Garcia{n}", PartialDate(1970 + n % 30, 1 + n % 12, 1 + n % 28),
                   "DEU", docs, reference=f"REF-{n}", category="arrest", aliases=(f"Pepe Garcia{n}",))

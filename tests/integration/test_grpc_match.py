@@ -206,7 +206,7 @@ def test_a_change_of_profile_recomputes_the_stored_match_keys(start_node: StartN
     assert client_for(exact).match(ours, purpose="p", case_reference="c").hits == ()
     exact.server.stop(grace=None).wait()
     exact.node.close()
-    standard = start_node([], profile="standard/4")  # the same data directory, now under standard/4
+    standard = start_node([], profile="standard/5")  # the same data directory, now under standard/5
     (hit,) = client_for(standard).match(ours, purpose="p", case_reference="c").hits
     assert (hit.record_id, hit.reference) == ("a-1", "RU-77")
     assert standard.node.parameters().tag_count == len(STANDARD_PROFILE.match_keys(wanted))
@@ -220,7 +220,7 @@ def test_standard_profile_finds_a_cross_script_pair_the_exact_one_misses(
             Record("a-2", "Jan Novak", PartialDate(1960, 5, 5))]
     exact = client_for(start_node([wanted, other], node_id="agency-b"))
     assert exact.match(ours, purpose="p", case_reference="c").hits == ()
-    standard_node = start_node([wanted, other], node_id="agency-a", profile="standard/4")
+    standard_node = start_node([wanted, other], node_id="agency-a", profile="standard/5")
     result = client_for(standard_node, "agency-b").match(ours, purpose="p", case_reference="c",
                                                          profile=STANDARD_PROFILE)
     (hit,) = result.hits

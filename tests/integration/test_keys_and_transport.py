@@ -124,7 +124,7 @@ def test_a_rotation_refuses_a_list_stored_under_another_profile(start_node: Call
                                                                 tmp_path: Path, pki_dir: Path) -> None:
     live = start_node(LISTS.b)
     before = live.node.parameters()
-    edited = make_config(tmp_path, pki_dir, "agency-b", profile="standard/4")  # the operator edits the config
+    edited = make_config(tmp_path, pki_dir, "agency-b", profile="standard/5")  # the operator edits the config
     with pytest.raises(ConfigurationError, match="another match profile"):
         rotate_key(edited, "admin-1")
     assert load_key(live.config.key_path).epoch == 1

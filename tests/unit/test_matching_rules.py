@@ -1,4 +1,4 @@
-"""standard/4: pairs of different people that must not meet at medium, and cross-script pairs that must."""
+"""standard/5: pairs of different people that must not meet at medium, and cross-script pairs that must."""
 
 from __future__ import annotations
 

@@ -35,6 +35,29 @@ def test_an_unknown_word_reads_as_the_known_name_it_is_a_slip_of(typed: str, nam
     assert name in spelling.corrections(typed)
 
 
+def test_a_rare_name_reads_as_itself_and_as_the_listed_name_it_is_clearly_a_slip_of() -> None:
+    assert spelling.known_name("alexantra") and not spelling.listed_name("alexantra")  # only rigour's data has it
+    assert spelling.corrections("alexantra") == ("alexantra", "alexandra")
+    assert spelling.corrections("husain") == ("husain",)  # Hussain or Hosain: itself only
+
+
+def test_a_rare_name_keys_code_dob_by_its_own_variant_group() -> None:
+    assert word_code("husain") == word_code("hussein") == word_code("hussain")  # one rigour name item
+    assert word_code("rula") != word_code("rola")  # one code, but no name item joins them
+    assert word_code("hussaen") == word_code("hussain")  # an unknown slip: the group of its correction
+
+
+def test_a_slip_of_a_rare_name_reads_as_that_name() -> None:
+    assert not spelling.listed_name("yeltsin")
+    assert spelling.corrections("yeltsn") == ("yeltsin",)
+
+
+def test_up_to_three_close_readings_are_kept_and_four_are_too_unsure() -> None:
+    assert spelling.corrections("mller") == ("muller", "miller", "moller")
+    assert spelling.corrected("mller") == "muller"
+    assert len(spelling.ranked("mon")) > 3 and spelling.corrections("mon") == ("mon",)
+
+
 def test_a_three_letter_word_is_read_only_as_a_letter_left_out_or_two_swapped() -> None:
     assert spelling.corrections("jhn") == ("john",)
     assert spelling.corrections("tmo") == ("tom",)
