@@ -6,7 +6,8 @@ Per size, 2^k synthetic records a side (half of them on both lists, benchmarks/b
 lists): ours is bulk mode end to end over loopback gRPC + mutual TLS (`MatchClient.bulk_match`
 against `psi serve`, the list imported beforehand; the import is reported beside it), and
 SecretFlow's RR22 and KKRT (benchmarks/peers/secretflow.py) on the same match keys as items.
-The client runs in a process of its own, so its peak memory is the client's alone.
+The client runs in a process of its own, so its peak memory is the client's alone (with what its
+forked key workers hold privately, sampled while they run).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
 import pickle
 import tempfile
 import time
@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bench_match import keys_of
-from harness import BenchNode, make_node, peak_rss_mib, serving
+from harness import BenchNode, make_node, serving, with_workers_peak
 from peers import secretflow
 
 from client.api import MatchClient
@@ -88,17 +88,17 @@ def _client(sides: Sides, node: BenchNode) -> dict[str, Any]:
     """One bulk match of the client's list against the serving node, checked against the known overlap."""
     expected = sides.load("expected")
     records = sides.load("client")
-    # The peak from here on is the client's (its records included); VmHWM, not ru_maxrss, which a
-    # spawned process inherits from its parent.
+    # The peak from here on is the client's (its records included) with its key workers' private memory;
+    # VmHWM, not ru_maxrss, which a spawned process inherits from its parent.
     Path("/proc/self/clear_refs").write_text("5")
-    with MatchClient(node.target, node.client_tls) as client:
+    with with_workers_peak() as peak, MatchClient(node.target, node.client_tls) as client:
         started = time.perf_counter()
         result = client.bulk_match(records, purpose="benchmark", case_reference="BENCH")
         seconds = time.perf_counter() - started
         traffic = client.traffic.sent + client.traffic.received
     if {(h.record_id, h.reference) for h in result.hits} != expected:
         raise SystemExit("bulk mode's result differs from the known overlap")
-    return {"end_to_end_s": round(seconds, 3), "bytes": traffic, "client_peak_mib": round(peak_rss_mib(os.getpid()), 1),
+    return {"end_to_end_s": round(seconds, 3), "bytes": traffic, "client_peak_mib": round(peak.mib, 1),
             "keys_client": result.keys, "hits": len(result.hits)}
 
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -35,10 +36,7 @@ def peak_rss_mib(pid: int | None = None) -> float:
     """Peak resident memory of a live process (VmHWM), or of this one."""
     if pid is None:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    return _status_mib(pid, "VmHWM:") or float("nan")
 
 
 @dataclass(frozen=True)
@@ -116,6 +114,50 @@ def tree_cpu_seconds(pid: int) -> float:
             continue
         total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     return total
+
+
+def _status_mib(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def _private_mib(pid: int) -> float:
+    """What a process holds that no other does (a forked worker shares its parent's pages until it writes)."""
+    total = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            total += int(line.split()[1])
+    return total / 1024
+
+
+@dataclass
+class Peak:
+    mib: float = 0.0
+
+
+@contextmanager
+def with_workers_peak(seconds: float = 0.05) -> Iterator[Peak]:
+    """The peak of this process's resident memory plus its forked workers' private memory, sampled every
+    `seconds` (at least this process's VmHWM), in the yielded `Peak` once the block ends."""
+    me, peak, done = os.getpid(), Peak(), threading.Event()
+
+    def sample() -> None:
+        while not done.wait(seconds):
+            try:
+                peak.mib = max(peak.mib, _status_mib(me, "VmRSS:") + sum(map(_private_mib, _children(me))))
+            except OSError:  # a worker ended while read
+                continue
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        yield peak
+    finally:
+        done.set()
+        sampler.join()
+        peak.mib = max(peak.mib, peak_rss_mib(me))
 
 
 def tree_peak_mib(pid: int) -> dict[str, float]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import gc
 import queue
 import threading
-from array import array
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -24,7 +23,8 @@ import grpc
 import numpy as np
 
 from client.errors import remote_error
-from psi import bulk_kernels, tags
+from client.record_keys import record_keys
+from psi import bulk_kernels, followup
 from psi.bulk import SUITE, BulkReceiver
 from psi.client_query import _STRENGTH_ORDER, Hit, MatchResult, check_version_and_profile
 from psi.errors import MalformedMessageError, OutOfOrderError, ParameterMismatchError, StaleStateError
@@ -107,29 +107,23 @@ class BulkQuery:
         self.records = list(records)
         self.request_id = request_id
         self._purpose, self._case_reference, self._operator = purpose, case_reference, operator
-        # Every record's keys in one flat list and, for each key, where it came from: (record index, position
-        # among the record's keys, rule number), in flat arrays (a tuple per key would cost hundreds of megabytes
-        # at a million records). The receiver makes equal keys one item and gives a hit back for each copy.
+        # Every record's keys, and where each came from; the receiver makes equal keys one item and gives a
+        # hit back for each copy.
         self._rule_ids = [r.rule_id for r in profile.rules]
-        values: list[bytes] = []
-        self._holders, self._positions, self._rules = array("I"), array("I"), array("I")
-        for index, record in enumerate(self.records):
-            for position, (rule, value) in enumerate(profile.key_values(record)):
-                values.append(value)
-                self._holders.append(index)
-                self._positions.append(position)
-                self._rules.append(rule)
+        keys = record_keys(profile, self.records)
+        self._holders, self._positions, self._rules = keys.holders, keys.positions, keys.rules
         self._kernels = bulk_kernels.kernels()
         # The receiver keeps its digests of the keys only: the key values go once it is built.
-        self._receiver = BulkReceiver(values, rng=rng, kernels=self._kernels)
-        del values
-        # Per opened hit, in arrival order: its key (an index into the flat arrays), its label's number and its
-        # follow-up key.
-        self._hit_keys, self._hit_labels = array("I"), array("I")
-        self._followup_keys: list[bytes] = []
-        self._label_numbers: dict[bytes, int] = {}  # plain label -> its number in the two lists below
-        self._references: list[str] = []
-        self._categories: list[str] = []
+        self._receiver = BulkReceiver(keys.values, rng=rng, kernels=self._kernels)
+        del keys
+        # Per result chunk, for its opened hits: their keys (indexes into the flat arrays), their labels' numbers
+        # and their follow-up keys' places among all payloads' (`_followup_keys`, 32 bytes each, back to back).
+        self._hit_keys: list[np.ndarray] = []
+        self._hit_labels: list[np.ndarray] = []
+        self._hit_followups: list[np.ndarray] = []
+        self._followup_keys: list[bytes] = []  # per result chunk: its payloads' follow-up keys
+        self._payloads = 0  # payloads opened so far: the first place of the next chunk's follow-up keys
+        self._labels = self._kernels.label_book()
         self._next_result = 0
         self.correction_bytes = 0  # sent
         self.result_bytes = 0  # received
@@ -173,28 +167,21 @@ class BulkQuery:
         self._next_result += 1
         self.result_bytes += len(chunk.data)
         hits = self._receiver.open(chunk.data)
-        if not hits:
+        if not len(hits):
             return
         self.opened += len(hits)
-        payloads = [payload for _, payload in hits]
-        if min(map(len, payloads)) <= bulk_kernels.LABEL_KEY_BYTES:
+        if int(np.frombuffer(hits.lengths, "<u4").min()) <= bulk_kernels.LABEL_KEY_BYTES:
             raise MalformedMessageError("a bulk payload holds a label key and a sealed label")
-        # Each label opened and its follow-up key derived in one batch (native: in parallel, GIL released);
-        # which records each hit belongs to is worked out once, in `result`.
-        numbers = self._label_numbers
-        for (key, _), opened in zip(hits, self._kernels.open_labels(payloads), strict=True):
-            if opened is None:  # a truncated-tag collision, not a hit (as in intersection mode)
-                continue
-            plain, followup_key = opened
-            number = numbers.get(plain)
-            if number is None:
-                number = numbers[plain] = len(self._references)
-                reference, category = tags.decode_label(plain)
-                self._references.append(reference)
-                self._categories.append(category)
-            self._hit_keys.append(key)
-            self._hit_labels.append(number)
-            self._followup_keys.append(followup_key)
+        # Each payload's label opened, numbered, and its follow-up key derived in one batch (native: in parallel,
+        # GIL released); which records each hit belongs to is worked out once, in `result`.
+        numbers, followup_keys = self._labels.open(hits.data, hits.lengths)
+        label = np.frombuffer(numbers, "<u4")[hits.payloads]
+        kept = label != bulk_kernels.NOT_OPENED  # else a truncated-tag collision, not a hit (as in intersection mode)
+        self._hit_keys.append(hits.keys[kept])
+        self._hit_labels.append(label[kept])
+        self._hit_followups.append(self._payloads + hits.payloads[kept])
+        self._followup_keys.append(followup_keys)
+        self._payloads += len(numbers) // 4
 
     def result(self) -> MatchResult:
         """Every hit, once the partner's results are all in (the receiver checks they are).
@@ -204,40 +191,52 @@ class BulkQuery:
         of them in the record's key order, as intersection mode gives.
         """
         self._receiver.finish()
-        record_ids, (records, labels, masks, hits) = self._hit_rows()
+        references, categories = self._labels.decoded()
+        record_ids, (records, labels, masks, followups) = self._hit_rows(references)
         strength_of = {r.rule_id: r.strength for r in self.profile.rules}
         rules: dict[int, tuple[str, ...]] = {}  # of a mask over the profile's rules: a few recur
         strengths = {}
-        for mask in set(masks.tolist()):
+        hit_masks = masks.tolist()
+        for mask in set(hit_masks):
             rules[mask] = tuple(r for n, r in enumerate(self._rule_ids) if mask >> n & 1)  # in the profile's order
             strengths[mask] = min((strength_of[r] for r in rules[mask]), key=_STRENGTH_ORDER.__getitem__)
-        found = tuple(map(Hit, record_ids[records].tolist(), _objects(self._references)[labels].tolist(),
-                          _objects(self._categories)[labels].tolist(), map(rules.__getitem__, masks.tolist()),
-                          map(strengths.__getitem__, masks.tolist()), _objects(self._followup_keys)[hits].tolist()))
+        # Void items: bytes, their zero bytes kept.
+        keys = np.frombuffer(b"".join(self._followup_keys), f"V{followup.FOLLOWUP_KEY_BYTES}")
+        found = Hit.from_columns(record_ids[records].tolist(), _objects(references)[labels].tolist(),
+                                 _objects(categories)[labels].tolist(), list(map(rules.__getitem__, hit_masks)),
+                                 list(map(strengths.__getitem__, hit_masks)), keys[followups].tolist())
         return MatchResult(Mode.BULK, len(self.records), self.items, len(record_ids), found)
 
-    def _hit_rows(self) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    def _hit_rows(self, references: list[str]) -> tuple[np.ndarray, tuple[np.ndarray, ...]]:
         """The ids of the records that hit, sorted, and one row per (record, partner label) that hit, in the
         order of (record id, reference): the record's place among those ids, the label's number,
-        the rules that hit as a bit mask over the profile's rules, and the hit that gives its follow-up key."""
-        k = np.frombuffer(self._hit_keys, np.uint32)
+        the rules that hit as a bit mask over the profile's rules, and the place of its follow-up key."""
+        k = _joined(self._hit_keys)
         holder = np.frombuffer(self._holders, np.uint32)[k]
         position = np.frombuffer(self._positions, np.uint32)[k]
         rule = np.frombuffer(self._rules, np.uint32)[k].astype(np.int64)
-        label = np.frombuffer(self._hit_labels, np.uint32)
-        hit = np.arange(len(k))
-        holders = np.sort(holder)
-        holders = holders[_run_starts(holders)]
+        label, hit = _joined(self._hit_labels), _joined(self._hit_followups)
+        holders, holder_rank = np.unique(holder, return_inverse=True)
         record_ids, id_rank = _ranks([self.records[i].record_id for i in holders.tolist()])
-        record = id_rank[np.searchsorted(holders, holder)]  # records that share an id are one, as in intersection mode
+        record = id_rank[holder_rank]  # records that share an id are one, as in intersection mode
         # The follow-up key of the first key that hit, in (record, key) order, as intersection mode reads them.
-        order = np.lexsort((position, holder, label, record))
+        order = np.lexsort((_pairs(holder, position), _pairs(record, label)))
         record, label, rule, hit = record[order], label[order], rule[order], hit[order]
         heads = np.flatnonzero(_run_starts(record, label))
         masks = np.bitwise_or.reduceat(np.left_shift(1, rule), heads) if len(heads) else rule[:0]
         rows = record[heads], label[heads], masks, hit[heads]
-        _order_references(rows, self._references)
+        _order_references(rows, references)
         return record_ids, rows
+
+
+def _pairs(high: np.ndarray, low: np.ndarray) -> np.ndarray:
+    """One sort key per row that orders as (high, low) does, both below 2^32: half the sorting passes."""
+    return high.astype(np.uint64) << np.uint64(32) | low.astype(np.uint64)
+
+
+def _joined(parts: list[np.ndarray]) -> np.ndarray:
+    """Per-chunk arrays as one (an empty int64 array for none)."""
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
 
 
 def _order_references(rows: tuple[np.ndarray, ...], references: list[str]) -> None:
@@ -273,8 +272,11 @@ def _objects(values: Sequence[Any]) -> np.ndarray:
 
 def _ranks(values: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """The distinct values, sorted, and each value's place among them."""
+    ordered = _objects(values)
+    if bool((ordered[1:] > ordered[:-1]).all()):  # distinct and in order already, as sorted records' ids come
+        return ordered, np.arange(len(values))
     order = np.array(sorted(range(len(values)), key=values.__getitem__), np.int64)
-    ordered = _objects(values)[order]
+    ordered = ordered[order]
     starts = _run_starts(ordered)
     ranks = np.empty(len(values), np.int64)
     ranks[order] = np.cumsum(starts) - 1

@@ -76,6 +76,30 @@ def _chunk(chunk: bytes, kind: int, width: int, expected_first: int, total: int,
     return body, len(body) // width
 
 
+@dataclass(frozen=True)
+class Hits:
+    """A result chunk's hits, packed (`BulkReceiver.open`): per hit its key (an index into the receiver's keys)
+    and its payload (an index into the chunk's payloads); the payloads back to back, with their u32 lengths.
+    Copies of a key share their item's payload. Iterating gives (key, payload bytes) per hit."""
+
+    keys: np.ndarray
+    payloads: np.ndarray
+    data: bytes = field(repr=False)
+    lengths: bytes = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+    def __iter__(self) -> Iterator[tuple[int, bytes]]:
+        ends = np.cumsum(np.frombuffer(self.lengths, "<u4"), dtype=np.int64).tolist()
+        starts = [0, *ends]
+        for key, payload in zip(self.keys.tolist(), self.payloads.tolist(), strict=True):
+            yield key, self.data[starts[payload]:ends[payload]]
+
+
+_NO_HITS = Hits(np.zeros(0, np.int64), np.zeros(0, np.int64), b"", b"")
+
+
 def _rng(rng: Rng | None) -> Rng:
     if rng is None:
         return os.urandom
@@ -186,13 +210,13 @@ class BulkReceiver:
             self._index = self._k.receiver_index(self._outputs, self._table, self._tag_len)
             self._outputs = self._table = b""
 
-    def open(self, chunk: bytes) -> list[tuple[int, bytes]]:
-        """One result chunk: the (index into keys, payload) of the hits it completes."""
+    def open(self, chunk: bytes) -> Hits:
+        """One result chunk: the hits it completes."""
         if self._step != "results":
             raise OutOfOrderError("results before all corrections were sent")
         if chunk[:1] == bytes([ENTRIES]):
             self._open_entries(chunk)
-            return []
+            return _NO_HITS
         if self._entries_seen != bk.HASHES * self._groups:
             raise MalformedMessageError("sealed payloads before all entries")
         return self._open_sealed(chunk)
@@ -210,7 +234,7 @@ class BulkReceiver:
             self._last_tag = body[(count - 1) * size:(count - 1) * size + self._tag_len]
         self._entries_seen += count
 
-    def _open_sealed(self, chunk: bytes) -> list[tuple[int, bytes]]:
+    def _open_sealed(self, chunk: bytes) -> Hits:
         if len(chunk) < _CHUNK.size or chunk[0] != SEALED:
             raise MalformedMessageError("not a result chunk")
         _, first = _CHUNK.unpack_from(chunk)
@@ -226,21 +250,16 @@ class BulkReceiver:
         if first + count > self._groups:
             raise MalformedMessageError("more sealed payloads than announced")
         self._sealed_seen = first + count
-        return self._hits(np.frombuffer(items, "<u4"), data, np.frombuffer(lengths, "<u4"))
+        return self._hits(np.frombuffer(items, "<u4"), data, lengths)
 
-    def _hits(self, items: np.ndarray, data: bytes, lengths: np.ndarray) -> list[tuple[int, bytes]]:
+    def _hits(self, items: np.ndarray, data: bytes, lengths: bytes) -> Hits:
         """Each opened payload once per copy of its item among the receiver's keys."""
-        ends = np.cumsum(lengths, dtype=np.int64).tolist()
-        payloads = [data[a:b] for a, b in zip([0, *ends][:-1], ends, strict=True)]
         starts = self._owner_starts[items]
         copies = self._owner_starts[items + 1] - starts
-        if len(items) and int(copies.max()) == 1:
-            return list(zip(self._owners[starts].tolist(), payloads, strict=True))
-        # Hit h once for each of its item's copies: owners starts[h] .. starts[h] + copies[h] - 1.
-        hit = np.repeat(np.arange(len(items)), copies)
-        copy = np.arange(len(hit)) - np.repeat(np.cumsum(copies) - copies, copies)
-        owners = self._owners[starts[hit] + copy]
-        return [(owner, payloads[h]) for owner, h in zip(owners.tolist(), hit.tolist(), strict=True)]
+        # Payload h once for each of its item's copies: owners starts[h] .. starts[h] + copies[h] - 1.
+        payloads = np.repeat(np.arange(len(items)), copies)
+        copy = np.arange(len(payloads)) - np.repeat(np.cumsum(copies) - copies, copies)
+        return Hits(self._owners[starts[payloads] + copy], payloads, data, lengths)
 
     def finish(self) -> None:
         """Check that every result chunk arrived."""

@@ -2,10 +2,10 @@
 
 `psi.bulk` runs the KKRT16 state machine and calls these on packed buffers: the cuckoo table,
 the base OTs, the OT-extension rows, the sender's entries and sealed payloads, the receiver's
-index and look-up, and the client's opening of each hit's label with its follow-up key. Both
-implementations are deterministic functions of their inputs (the caller draws every random
-byte), so they give byte-identical messages; the native one is the `bulk_*` functions of
-`psi_native` (native/bulk/, rayon, the GIL released), the reference is numpy plus
+index and look-up, and the client's label book (each hit's label opened and numbered, with its
+follow-up key). Both implementations are deterministic functions of their inputs (the caller
+draws every random byte), so they give byte-identical messages; the native one is the `bulk_*`
+functions and `BulkLabels` of `psi_native` (native/bulk/, rayon, the GIL released), the reference is numpy plus
 `cryptography`'s AES and libsodium's ristretto255, slow but small enough to read.
 `kernels()` follows the OPRF backend switch (`PSI_BACKEND`, `psi.backend.active()`).
 
@@ -43,7 +43,7 @@ MATCH_BYTES = 4 + MASKED_BYTES
 SEAL_OVERHEAD = 16
 LABEL_KEY_BYTES = 32  # a hit's payload is label_key ‖ sealed_label (the server's stored entry)
 MAX_EVICTIONS = 500
-NOT_OPENED = 0xFFFFFFFF  # open_labels: the length of a label that did not open
+NOT_OPENED = 0xFFFFFFFF  # open_labels: the label number of a payload whose label did not open
 
 LABEL_ITEM = b"psi-bulk-v1-item"
 LABEL_BASE_OT = b"psi-bulk-v1-base-ot"
@@ -61,6 +61,20 @@ def tag_bytes(receiver_items: int, sender_items: int) -> int:
 def record_bytes(tag_len: int) -> int:
     """A receiver index record: tag || mask || item (u32)."""
     return tag_len + MASKED_BYTES + 4
+
+
+class LabelBook(Protocol):
+    """A session's hit labels: each payload (label key ‖ sealed label) opened to its label (psi.tags) and its
+    follow-up key (psi.followup), equal labels numbered once over every call, in the order they first appear."""
+
+    def open(self, data: bytes, lengths: bytes) -> tuple[bytes, bytes]:
+        """Payloads back to back (u32 lengths): per payload its label's number (u32) or NOT_OPENED, and its
+        follow-up key (zeros where not opened), back to back."""
+        ...
+
+    def decoded(self) -> tuple[list[str], list[str]]:
+        """The labels' references and categories, in the order of their numbers."""
+        ...
 
 
 class Kernels(Protocol):
@@ -86,7 +100,7 @@ class Kernels(Protocol):
     def open_sealed(self, body: bytes, first: int, pending: bytes) -> tuple[int, bytes, bytes, bytes]: ...
     def receiver_index(self, f: bytes, table: bytes, tag_len: int) -> bytes: ...
     def lookup(self, index: bytes, entries: bytes, tag_len: int) -> bytes: ...
-    def open_labels(self, payloads: Sequence[bytes]) -> list[tuple[bytes, bytes] | None]: ...
+    def label_book(self) -> LabelBook: ...
 
 
 def _ecb(key: bytes, blocks: bytes) -> bytes:
@@ -337,14 +351,30 @@ class PythonKernels:
                 out.append(record[tag_len + MASKED_BYTES:] + unmasked)
         return b"".join(out)
 
-    def open_labels(self, payloads: Sequence[bytes]) -> list[tuple[bytes, bytes] | None]:
-        """Each payload's label (psi.tags) and follow-up key (psi.followup), or None where it does not open."""
-        out: list[tuple[bytes, bytes] | None] = []
-        for payload in payloads:
-            key, sealed = payload[:LABEL_KEY_BYTES], payload[LABEL_KEY_BYTES:]
-            plain = tags.open_label(key, sealed) if len(payload) > LABEL_KEY_BYTES else None
-            out.append(None if plain is None else (plain, followup.followup_key(key)))
-        return out
+    def label_book(self) -> LabelBook:
+        return _PythonLabelBook()
+
+
+class _PythonLabelBook:
+    def __init__(self) -> None:
+        self._numbers: dict[bytes, int] = {}
+
+    def open(self, data: bytes, lengths: bytes) -> tuple[bytes, bytes]:
+        out, keys, at = [], [], 0
+        for length in _u32s(lengths).tolist():
+            key, sealed = data[at:at + LABEL_KEY_BYTES], data[at + LABEL_KEY_BYTES:at + length]
+            at += length
+            plain = tags.open_label(key, sealed) if length > LABEL_KEY_BYTES else None
+            out.append(NOT_OPENED if plain is None else self._numbers.setdefault(plain, len(self._numbers)))
+            keys.append(bytes(followup.FOLLOWUP_KEY_BYTES) if plain is None else followup.followup_key(key))
+        return np.array(out, "<u4").tobytes(), b"".join(keys)
+
+    def decoded(self) -> tuple[list[str], list[str]]:
+        try:
+            labels = [tags.decode_label(label) for label in self._numbers]
+        except UnicodeDecodeError:
+            raise MalformedMessageError("a label is not UTF-8") from None
+        return [reference for reference, _ in labels], [category for _, category in labels]
 
 
 class _NativeModule(Protocol):
@@ -367,8 +397,12 @@ class _NativeModule(Protocol):
     def bulk_open_sealed(self, body: bytes, first: int, pending: bytes, /) -> tuple[int, bytes, bytes, bytes]: ...
     def bulk_receiver_index(self, f: bytes, table: bytes, tag_len: int, /) -> bytes: ...
     def bulk_lookup(self, index: bytes, entries: bytes, tag_len: int, /) -> bytes: ...
-    def bulk_open_labels(self, data: bytes, lengths: bytes, ad: bytes, info: bytes,
-                         /) -> tuple[bytes, bytes, bytes]: ...
+    def BulkLabels(self, ad: bytes, info: bytes, /) -> _NativeLabels: ...  # noqa: N802 (a class)
+
+
+class _NativeLabels(Protocol):
+    def open(self, data: bytes, lengths: bytes, /) -> tuple[bytes, bytes]: ...
+    def decoded(self) -> tuple[list[str], list[str]]: ...
 
 
 def _packed(values: Sequence[bytes]) -> tuple[bytes, bytes]:
@@ -445,24 +479,32 @@ class NativeKernels:
         except self._n.BulkMalformed as exc:
             raise self._peer(exc) from None
 
-    def open_labels(self, payloads: Sequence[bytes]) -> list[tuple[bytes, bytes] | None]:
-        # The formats of psi.tags and psi.followup, whose constants the native call takes.
-        labels, lengths, keys = self._n.bulk_open_labels(*_packed(payloads), tags.LABEL_AD, followup.FOLLOWUP_INFO)
-        ends = np.frombuffer(lengths, "<u4")
-        opened = ends != NOT_OPENED
-        stops = np.cumsum(np.where(opened, ends, 0)).tolist()
-        size = followup.FOLLOWUP_KEY_BYTES
-        return [(labels[start:stop], keys[size * i:size * (i + 1)]) if ok else None
-                for i, (ok, start, stop) in enumerate(zip(opened.tolist(), [0, *stops][:-1], stops, strict=True))]
+    def label_book(self) -> LabelBook:
+        # The formats of psi.tags and psi.followup, whose constants the native book takes.
+        return _NativeLabelBook(self._n.BulkLabels(tags.LABEL_AD, followup.FOLLOWUP_INFO), self._n.BulkMalformed)
+
+
+class _NativeLabelBook:
+    def __init__(self, book: _NativeLabels, malformed: type[ValueError]) -> None:
+        self._book, self._malformed = book, malformed
+
+    def open(self, data: bytes, lengths: bytes) -> tuple[bytes, bytes]:
+        return self._book.open(data, lengths)
+
+    def decoded(self) -> tuple[list[str], list[str]]:
+        try:
+            return self._book.decoded()
+        except self._malformed as exc:
+            raise MalformedMessageError(str(exc)) from None
 
 
 PYTHON = PythonKernels()
 
 
 def load_native() -> NativeKernels | None:
-    """The native kernels, or None when `psi_native` is missing or predates bulk mode."""
+    """The native kernels, or None when `psi_native` is missing or predates these kernels (its label book)."""
     module = backend.native_module()
-    if module is None or not hasattr(module, "bulk_digests"):
+    if module is None or not hasattr(module, "BulkLabels"):
         return None
     return NativeKernels(cast(_NativeModule, module))
 

@@ -17,7 +17,8 @@ import uuid
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 from psi import backend, followup, group, oprf, tags
 from psi.errors import MalformedMessageError, OutOfOrderError, ParameterMismatchError
@@ -41,6 +42,18 @@ class Hit:
     rules: tuple[str, ...]
     strength: Strength
     followup_key: bytes = field(default=b"", repr=False)  # proves the hit in a follow-up request
+
+    @classmethod
+    def from_columns(cls, *columns: Sequence[Any]) -> tuple[Hit, ...]:
+        """One hit per row of `columns` (one column per field, in field order), as `map(Hit, *columns)` gives,
+        at about a third of its cost for a bulk match's hundreds of thousands: the frozen class's `__init__`
+        makes a Python call per field and hit, where each slot's descriptor fills a whole column in C."""
+        if len({len(column) for column in columns}) > 1 or len(columns) != len(fields(cls)):
+            raise ValueError("one column per field, all of one length")
+        hits = [object.__new__(cls) for _ in range(len(columns[0]) if columns else 0)]
+        for name, column in zip((f.name for f in fields(cls)), columns, strict=True):
+            deque(map(getattr(cls, name).__set__, hits, column), maxlen=0)
+        return tuple(hits)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 //! The PyO3 binding of bulk mode's kernels (crate `psi-bulk`, native/bulk/): `bulk_*`
-//! functions over packed bytes, the GIL released; u32 arrays are little-endian.
+//! functions over packed bytes and the `BulkLabels` class, the GIL released; u32 arrays are
+//! little-endian.
 //! `psi/bulk_kernels.py` wraps them behind the same interface as its Python reference.
+
+use std::collections::HashMap;
 
 use pyo3::create_exception;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyString};
 
 use psi_bulk::{cuckoo, labels, matrix, ot, tags, BulkError, Inputs};
 
@@ -262,30 +265,71 @@ fn bulk_lookup<'py>(
     Ok(PyBytes::new(py, &found))
 }
 
-/// (labels back to back, each one's length or u32::MAX where it did not open, follow-up keys).
-type Labels<'py> = (Bound<'py, PyBytes>, Bound<'py, PyBytes>, Bound<'py, PyBytes>);
+type Texts<'py> = Vec<Bound<'py, PyString>>;
 
-#[pyfunction]
-fn bulk_open_labels<'py>(
-    py: Python<'py>,
-    data: &[u8],
-    lengths: &[u8],
-    ad: &[u8],
-    info: &[u8],
-) -> PyResult<Labels<'py>> {
-    let payloads = inputs(data, lengths)?;
-    let (opened, opened_lengths, keys) =
-        py.allow_threads(|| labels::open_labels(&payloads, ad, info));
-    Ok((
-        PyBytes::new(py, &opened),
-        PyBytes::new(py, &u32_bytes(&opened_lengths)),
-        PyBytes::new(py, &keys),
-    ))
+/// A session's hit labels (`labels::Book`), with psi/tags.py's associated data and
+/// psi/followup.py's info, which the caller gives once.
+#[pyclass(module = "psi_native")]
+struct BulkLabels {
+    book: labels::Book,
+    ad: Vec<u8>,
+    info: Vec<u8>,
+}
+
+#[pymethods]
+impl BulkLabels {
+    #[new]
+    fn new(ad: &[u8], info: &[u8]) -> Self {
+        BulkLabels {
+            book: labels::Book::default(),
+            ad: ad.to_vec(),
+            info: info.to_vec(),
+        }
+    }
+
+    /// (per payload its label's number or u32::MAX where it did not open, follow-up keys).
+    fn open<'py>(
+        &mut self,
+        py: Python<'py>,
+        data: &[u8],
+        lengths: &[u8],
+    ) -> PyResult<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+        let payloads = inputs(data, lengths)?;
+        let BulkLabels { book, ad, info } = self;
+        let (numbers, keys) = py.allow_threads(|| book.open(&payloads, ad, info));
+        Ok((
+            PyBytes::new(py, &u32_bytes(&numbers)),
+            PyBytes::new(py, &keys),
+        ))
+    }
+
+    /// (references, categories) in the order of the labels' numbers; equal categories are one
+    /// str (a few are shared by many labels).
+    fn decoded<'py>(&self, py: Python<'py>) -> PyResult<(Texts<'py>, Texts<'py>)> {
+        let text = |part: &[u8]| {
+            std::str::from_utf8(part)
+                .map(|t| PyString::new(py, t))
+                .map_err(|_| BulkMalformed::new_err("a label is not UTF-8"))
+        };
+        let labels = self.book.labels();
+        let mut references = Vec::with_capacity(labels.len());
+        let mut categories = Vec::with_capacity(labels.len());
+        let mut shared: HashMap<&[u8], Bound<'py, PyString>> = HashMap::new();
+        for (reference, category) in labels {
+            references.push(text(reference)?);
+            categories.push(match shared.get(category) {
+                Some(known) => known.clone(),
+                None => shared.entry(category).or_insert(text(category)?).clone(),
+            });
+        }
+        Ok((references, categories))
+    }
 }
 
 /// Adds the `bulk_*` functions and `BulkMalformed` to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("BulkMalformed", m.py().get_type::<BulkMalformed>())?;
+    m.add_class::<BulkLabels>()?;
     for f in [
         wrap_pyfunction!(bulk_digests, m)?,
         wrap_pyfunction!(bulk_cuckoo, m)?,
@@ -302,7 +346,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
         wrap_pyfunction!(bulk_open_sealed, m)?,
         wrap_pyfunction!(bulk_receiver_index, m)?,
         wrap_pyfunction!(bulk_lookup, m)?,
-        wrap_pyfunction!(bulk_open_labels, m)?,
     ] {
         m.add_function(f)?;
     }

@@ -13,6 +13,7 @@ from typing import Any
 import grpc
 import pytest
 
+import client.record_keys as record_keys
 from agency.audit.reconcile import reconcile
 from client.api import MatchClient
 from client.bulk import AUTO_MIN_CLIENT_RECORDS, choose_mode
@@ -64,6 +65,16 @@ def test_bulk_hits_equal_intersection_hits_rules_labels_and_followup_keys(bulk_n
     b_ids = {r.record_id: r.reference for r in LISTS.b}
     assert {(h.record_id, h.reference) for h in bulk.hits} >= {(a, b_ids[b]) for a, b in LISTS.overlap
                                                                  if a in {h.record_id for h in plain.hits}}
+
+
+def test_keys_derived_on_forked_workers_give_the_same_hits(bulk_node: LiveNode, pki_dir: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    # Forked beside this process's gRPC threads (server and client), as a large list is.
+    with _client(bulk_node, pki_dir) as client:
+        alone = client.bulk_match(LISTS.a, purpose="p", case_reference="c")
+        monkeypatch.setattr(record_keys, "_default_workers", lambda _: 2)
+        split = client.bulk_match(LISTS.a, purpose="p", case_reference="c")
+    assert alone.hits and split.hits == alone.hits and split.keys == alone.keys
 
 
 def test_a_key_on_several_records_of_either_side_hits_each(start_node: Callable[..., LiveNode],

@@ -84,17 +84,37 @@ def through_corrections(kernels: bk.Kernels) -> tuple[bulk.BulkReceiver, bulk.Bu
     return receiver, sender, list(sender.results(CHUNK))
 
 
+def _packed(payloads: list[bytes]) -> tuple[bytes, bytes]:
+    return b"".join(payloads), struct.pack(f"<{len(payloads)}I", *map(len, payloads))
+
+
 @pytest.mark.parametrize("kernels", KERNELS)
-def test_open_labels(kernels: bk.Kernels) -> None:
-    """A hit's payload (label key ‖ sealed label) opens to the label and its follow-up key; others to None."""
+def test_label_book(kernels: bk.Kernels) -> None:
+    """A hit's payload (label key ‖ sealed label) opens to its label's number, the same for equal labels over
+    every call, and its follow-up key; one that does not open to NOT_OPENED and a zero key."""
     keys = [bytes([i]) * 32 for i in range(3)]
-    labels = [tags.encode_label(f"REF-{i}", "wanted") for i in range(3)]
+    labels = [tags.encode_label("REF-0", "wanted"), tags.encode_label("REF-1", "a\x1fb"), b"no separator"]
     good = [k + tags.seal_label(k, label) for k, label in zip(keys, labels, strict=True)]
     wrong_key = keys[1] + good[0][32:]
-    opened = kernels.open_labels([good[0], wrong_key, good[2], keys[0] + b"short", *good[1:2]])
-    assert opened == [(labels[0], followup.followup_key(keys[0])), None, (labels[2], followup.followup_key(keys[2])),
-                      None, (labels[1], followup.followup_key(keys[1]))]
-    assert kernels.open_labels([]) == []
+    book = kernels.label_book()
+    numbers, followup_keys = book.open(*_packed([good[0], wrong_key, good[2], keys[0] + b"short", good[0]]))
+    none, zero = bk.NOT_OPENED, bytes(followup.FOLLOWUP_KEY_BYTES)
+    assert struct.unpack("<5I", numbers) == (0, none, 1, none, 0)
+    assert followup_keys == b"".join([followup.followup_key(keys[0]), zero, followup.followup_key(keys[2]), zero,
+                                      followup.followup_key(keys[0])])
+    assert book.open(*_packed([good[1], good[2]])) == (struct.pack("<2I", 2, 1),
+                                                       followup.followup_key(keys[1]) + followup.followup_key(keys[2]))
+    assert book.open(b"", b"") == (b"", b"")
+    assert book.decoded() == (["REF-0", "no separator", "REF-1"], ["wanted", "", "a\x1fb"])
+
+
+@pytest.mark.parametrize("kernels", KERNELS)
+def test_a_label_that_is_not_utf8_is_refused(kernels: bk.Kernels) -> None:
+    key = bytes(32)
+    book = kernels.label_book()
+    book.open(*_packed([key + tags.seal_label(key, b"REF\xff\x1fwanted")]))
+    with pytest.raises(MalformedMessageError):
+        book.decoded()
 
 
 @pytest.mark.parametrize("enabled", [True, False])
@@ -203,7 +223,7 @@ def test_results_refused(kernels: bk.Kernels) -> None:
     receiver.open(entries)
     with pytest.raises(MalformedMessageError):
         receiver.finish()
-    assert receiver.open(sealed) == [(1, b"pb")]
+    assert list(receiver.open(sealed)) == [(1, b"pb")]
     receiver.finish()
 
 

@@ -3,7 +3,13 @@ of the rules that hit and the follow-up key of the record's first key that hit, 
 
 from __future__ import annotations
 
+import dataclasses
+
+import pytest
+
+from psi.client_query import Hit
 from psi.messages import Mode
+from psi.profiles import Strength
 from psi.records import IdentityDocument, PartialDate, Record
 from tests.integration.test_bulk_property import KEY, bulk_in_memory
 from tests.protocol_helpers import run_in_memory
@@ -49,3 +55,14 @@ def test_a_record_that_hits_several_partner_records_lists_them_by_reference() ->
     server = [_person(f"s{i}", "Anna Berg", (), reference=f"R-{9 - i}") for i in range(6)]
     hits = _both_modes(server, [_person("c1", "Anna Berg", ())])
     assert [h.reference for h in hits] == [f"R-{i}" for i in range(4, 10)]
+
+
+def test_hits_from_columns_are_the_hits_the_constructor_makes_and_stay_frozen() -> None:
+    columns = (["c1", "c2"], ["R-1", "R-2"], ["wanted", ""], [("document",), ("name-dob",)],
+               [Strength.STRONG, Strength.MEDIUM], [b"\x00" * 32, b"\x01" * 32])
+    hits = Hit.from_columns(*columns)
+    assert hits == tuple(map(Hit, *columns)) and Hit.from_columns(*([] for _ in columns)) == ()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        hits[0].reference = "R-2"  # type: ignore[misc]
+    with pytest.raises(ValueError, match="one column per field"):
+        Hit.from_columns(*columns[:-1], [b""])
