@@ -2,8 +2,8 @@
 
 Deriving the keys is pure Python (`psi.profiles`) and was most of the client's time in a large bulk
 match (about 9 µs a record under `exact/1`: 9 s at a million records), while the partner waits for
-the hello. Forked workers each derive a contiguous slice of the records and send the keys back
-packed: a forked worker shares the records with this process, where pickling a million records
+the hello. Forked workers each derive a contiguous slice of the records, in rounds, and send the
+keys back packed: a forked worker shares the records with this process, where pickling a million records
 would cost about as much as deriving their keys. A worker runs profile code only, which is what a
 forked child of a process with gRPC threads may safely run (no gRPC, no native thread pool). With
 one core, without fork (outside Linux), for a small list, or when a worker fails, the keys are
@@ -27,6 +27,7 @@ from psi.records import Record
 
 MIN_RECORDS_PER_WORKER = 25_000  # fewer, and forking and sending the keys back cost more than they save
 MAX_WORKERS = 8
+ROUND_RECORDS = 131_072  # per process and round (see record_keys)
 
 
 @dataclass(frozen=True)
@@ -44,11 +45,24 @@ def record_keys(profile: Profile, records: Sequence[Record], workers: int | None
     """The keys of `records` in record order (as deriving them one record after another gives),
     on `workers` processes (this one included; default: one per core for a large list)."""
     count = max(1, min(_default_workers(len(records)) if workers is None else workers, len(records)))
-    bounds = [len(records) * n // count for n in range(count + 1)]
-    (first, last), *others = pairwise(bounds)
-    if not others:
-        return _derive(profile, records, first, last)
+    if count == 1:
+        return _derive(profile, records, 0, len(records))
     profile.key_values(records[0])  # loads the profile's tables once, before the fork, for every worker
+    # In rounds: a page of records that a worker or this process writes to while both map it (reference
+    # counts) is copied, so each round's records are held twice until its workers end, not the whole list.
+    rounds = -(-len(records) // (count * ROUND_RECORDS))
+    bounds = [len(records) * n // (rounds * count) for n in range(rounds * count + 1)]
+    slices = list(pairwise(bounds))
+    parts: list[RecordKeys] = []
+    for first in range(0, len(slices), count):
+        parts += _round(profile, records, slices[first:first + count])
+    return RecordKeys([v for part in parts for v in part.values], _joined(p.holders for p in parts),
+                      _joined(p.positions for p in parts), _joined(p.rules for p in parts))
+
+
+def _round(profile: Profile, records: Sequence[Record], slices: list[tuple[int, int]]) -> list[RecordKeys]:
+    """The keys of each slice: the first derived here, each other one by a forked worker."""
+    (first, last), *others = slices
     context = multiprocessing.get_context("fork")
     started: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
     try:
@@ -71,8 +85,7 @@ def record_keys(profile: Profile, records: Sequence[Record], workers: int | None
             if worker.is_alive():
                 worker.kill()
             worker.join()
-    return RecordKeys([v for part in parts for v in part.values], _joined(p.holders for p in parts),
-                      _joined(p.positions for p in parts), _joined(p.rules for p in parts))
+    return parts
 
 
 def _default_workers(records: int) -> int:

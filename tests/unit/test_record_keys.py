@@ -38,6 +38,12 @@ def test_workers_give_the_keys_of_one_record_after_another(profile_id: str, work
     assert _columns(record_keys(PROFILES[profile_id], RECORDS, workers=workers)) == _one_record_at_a_time(profile_id)
 
 
+def test_rounds_give_the_keys_of_one_record_after_another(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(record_keys_module, "ROUND_RECORDS", 7)  # 82 records on 2 processes: 6 rounds
+    profile_id = sorted(PROFILES)[-1]
+    assert _columns(record_keys(PROFILES[profile_id], RECORDS, workers=2)) == _one_record_at_a_time(profile_id)
+
+
 def test_a_failed_worker_leaves_its_slice_to_this_process(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(record_keys_module, "_worker", lambda *_: os._exit(3))
     profile_id = sorted(PROFILES)[0]
