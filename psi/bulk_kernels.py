@@ -43,7 +43,7 @@ MATCH_BYTES = 4 + MASKED_BYTES
 SEAL_OVERHEAD = 16
 LABEL_KEY_BYTES = 32  # a hit's payload is label_key ‖ sealed_label (the server's stored entry)
 MAX_EVICTIONS = 500
-NOT_OPENED = 0xFFFFFFFF  # open_labels: the label number of a payload whose label did not open
+NOT_OPENED = 0xFFFFFFFF  # LabelBook.open: the label number of a payload whose label did not open
 
 LABEL_ITEM = b"psi-bulk-v1-item"
 LABEL_BASE_OT = b"psi-bulk-v1-base-ot"
